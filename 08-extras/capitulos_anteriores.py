@@ -1,0 +1,826 @@
+"""Código exportado pelos capítulos anteriores a 08-extras (00-oficina a 07-instrucoes).
+
+ARQUIVO GERADO por `python ferramentas/exportar.py` a partir das células `# exportar`
+dos notebooks. Não edite à mão: mude o notebook do capítulo e gere de novo.
+"""
+import os
+import random
+import sys
+import unicodedata
+import numpy as np
+import torch
+import hashlib
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+import tiktoken
+from torch.utils.data import DataLoader, Dataset
+from torch import nn
+from tqdm.auto import tqdm
+
+
+# ======================================================================
+# Capítulo 00-oficina
+# ======================================================================
+
+MODOS = ("rapido", "completo")
+
+
+def get_mode() -> str:
+    """Devolve o modo do curso: 'rapido' (CPU, minutos) ou 'completo' (GPU, tamanho real).
+
+    Lê a variável de ambiente LLM_MODO; sem ela, escolhe 'completo' se houver GPU CUDA e 'rapido' caso contrário.
+    """
+    bruto = os.environ.get("LLM_MODO", "").strip().lower()
+    if not bruto:
+        return "completo" if torch.cuda.is_available() else "rapido"
+    modo = unicodedata.normalize("NFKD", bruto).encode("ascii", "ignore").decode()
+    if modo not in MODOS:
+        raise ValueError(f"LLM_MODO={bruto!r} não é um modo válido. Use um destes: {', '.join(MODOS)}.")
+    return modo
+
+def get_device() -> torch.device:
+    """Melhor dispositivo disponível: GPU CUDA, depois GPU Apple (MPS), senão CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device | None = None) -> str:
+    """Descrição curta do dispositivo para relatórios (nome da GPU ou núcleos da CPU)."""
+    device = device or get_device()
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "GPU Apple (MPS)"
+    return f"CPU ({os.cpu_count()} núcleos)"
+
+
+def set_seed(seed: int = 123) -> None:
+    """Fixa as sementes de Python, NumPy e PyTorch (CPU e GPU) para resultados reprodutíveis."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+def project_root() -> Path:
+    """Raiz do repositório do curso (a pasta com `ferramentas/exportar.py`), procurando a partir da pasta atual."""
+    atual = Path.cwd().resolve()
+    for pasta in (atual, *atual.parents):
+        if (pasta / "ferramentas" / "exportar.py").exists():
+            return pasta
+    return Path.home() / ".cache" / "fazendo-um-llm-do-zero"
+
+
+def cache_dir() -> Path:
+    """Pasta dos downloads: LLM_CACHE_DIR, ou `dados-cache/` na raiz do repositório."""
+    return Path(os.environ.get("LLM_CACHE_DIR") or project_root() / "dados-cache")
+
+
+def artifacts_dir() -> Path:
+    """Pasta de modelos treinados e resultados: LLM_ARTEFATOS, ou `artefatos/` na raiz do repositório."""
+    return Path(os.environ.get("LLM_ARTEFATOS") or project_root() / "artefatos")
+
+
+class DownloadError(RuntimeError):
+    """Falha ao obter um arquivo: rede, espelho ou verificação. A mensagem diz o que fazer."""
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 de um arquivo, lido em pedaços (serve para arquivos grandes)."""
+    soma = hashlib.sha256()
+    with open(path, "rb") as f:
+        for pedaco in iter(lambda: f.read(1 << 20), b""):
+            soma.update(pedaco)
+    return soma.hexdigest()
+
+
+def _mirror_folder() -> Path | None:
+    """Pasta do espelho local (LLM_DADOS_ESPELHO), relativa à pasta atual ou à raiz do repositório."""
+    bruto = os.environ.get("LLM_DADOS_ESPELHO")
+    if not bruto:
+        return None
+    for candidato in (Path(bruto), project_root() / bruto):
+        if candidato.is_dir():
+            return candidato
+    return None
+
+
+def _check_file(part: Path, url: str, sha256: str | None, validate: Callable[[Path], None] | None) -> None:
+    """Confere SHA-256 e conteúdo de um arquivo recém-obtido; em caso de problema, apaga-o e explica."""
+    if sha256 is not None:
+        obtido = sha256_of(part)
+        if obtido != sha256:
+            part.unlink(missing_ok=True)
+            raise DownloadError(
+                f"O arquivo obtido de {url} está corrompido ou não é o esperado: SHA-256 {obtido[:16]}…, "
+                f"esperado {sha256[:16]}…. Nada foi guardado no cache. Tente de novo; se persistir, baixe-o "
+                f"à mão de {url}.")
+    if validate is not None:
+        try:
+            validate(part)
+        except Exception as erro:
+            part.unlink(missing_ok=True)
+            raise DownloadError(f"O arquivo obtido de {url} não tem o conteúdo esperado: {erro}. "
+                                f"Nada foi guardado no cache.") from erro
+
+
+def _is_valid(path: Path, sha256: str | None, validate: Callable[[Path], None] | None) -> bool:
+    if sha256 is not None and sha256_of(path) != sha256:
+        return False
+    if validate is not None:
+        try:
+            validate(path)
+        except Exception:
+            return False
+    return True
+
+
+def download_file(url: str, path: str | Path, sha256: str | None = None, mirror_name: str | None = None,
+                  validate: Callable[[Path], None] | None = None, timeout: float = 30.0,
+                  quiet: bool = False) -> Path:
+    """Baixa `url` para `path` com cache, espelho local, escrita atômica e verificação.
+
+    - Se `path` já existe e confere (SHA-256 e/ou `validate`), nada é baixado.
+    - Se LLM_DADOS_ESPELHO aponta para uma pasta com `mirror_name`, o arquivo é copiado de lá.
+    - Senão, é baixado da internet para `path.part` e só renomeado para `path` depois de verificado.
+    - `validate(caminho)` pode conferir o conteúdo quando não há SHA-256 fixo (e deve levantar erro se não servir).
+    Qualquer falha levanta DownloadError com a URL e o jeito de colocar o arquivo à mão; nada incompleto fica.
+    """
+    path = Path(path)
+    if path.exists():
+        if _is_valid(path, sha256, validate):
+            return path
+        if not quiet:
+            print(f"{path.name} está no cache mas não confere; obtendo de novo.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    espelho = _mirror_folder()
+    origem = espelho / mirror_name if espelho is not None and mirror_name else None
+    try:
+        if origem is not None and origem.is_file():
+            shutil.copyfile(origem, part)
+            fonte = f"espelho local {origem}"
+        else:
+            _fetch_url(url, part, timeout, quiet)
+            fonte = url
+        _check_file(part, fonte, sha256, validate)
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+    if not quiet:
+        print(f"{path.name}: {path.stat().st_size:,} bytes obtidos de {fonte}".replace(",", "."))
+    return path
+
+
+def _fetch_url(url: str, part: Path, timeout: float, quiet: bool) -> None:
+    """Baixa `url` para o arquivo `part`, com barra de progresso; erros viram DownloadError em português."""
+    from tqdm.auto import tqdm
+
+    destino_final = part.with_name(part.name.removesuffix(".part"))
+    ajuda = (f"Sem internet? Baixe o arquivo em outro computador e coloque-o em {destino_final}, ou aponte "
+             f"LLM_DADOS_ESPELHO para uma pasta com uma cópia.")
+    try:
+        pedido = urllib.request.Request(url, headers={"User-Agent": "fazendo-um-llm-do-zero"})
+        with urllib.request.urlopen(pedido, timeout=timeout) as resposta, open(part, "wb") as saida:
+            total = int(resposta.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=destino_final.name,
+                      disable=quiet or total is None) as barra:
+                for pedaco in iter(lambda: resposta.read(1 << 16), b""):
+                    saida.write(pedaco)
+                    barra.update(len(pedaco))
+    except (urllib.error.URLError, OSError, ValueError) as erro:
+        part.unlink(missing_ok=True)
+        motivo = getattr(erro, "reason", erro)
+        raise DownloadError(f"Não consegui baixar {url} ({motivo}). {ajuda}") from erro
+
+_MACHADO = "https://raw.githubusercontent.com/luxedo/dataset-machado-de-assis/master/txt"
+_GPT2_BPE = "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main"
+
+DATA_FILES: dict[str, dict] = {
+    "machado/casaVelha.txt": {"url": f"{_MACHADO}/romance/casaVelha.txt",
+                              "sha256": "5defe6c618f2d0538523e3f6fec112d46b1656b1c7a896ec18c57d1eeb99bd64"},
+    "machado/contosFluminenses.txt": {"url": f"{_MACHADO}/conto/contosFluminenses.txt",
+                                      "sha256": "eb84024c30a15ca99efdce4e24812128a5c4d83fda0e1bc2d4500dd5760e76de"},
+    "machado/domCasmurro.txt": {"url": f"{_MACHADO}/romance/domCasmurro.txt",
+                                "sha256": "d2d0da51e599361f12347905e9aedd32527912e0676111131bd919f792ef9360"},
+    "machado/esau.txt": {"url": f"{_MACHADO}/romance/esau.txt",
+                         "sha256": "2c6c40a46e0b37157438a0652a859b265c90fcb3f8992dc68035c427dc365ea2"},
+    "machado/helena.txt": {"url": f"{_MACHADO}/romance/helena.txt",
+                           "sha256": "13cb0ae9ac7915a745d3d8a5aa7caa6f73eaadaa3ac1640aa3d988434a1e121b"},
+    "machado/historiasMeiaNoite.txt": {"url": f"{_MACHADO}/conto/historiasMeiaNoite.txt",
+                                       "sha256": "ff8740d7592a6c0a6c89d6d64532ba59783bc3b08b030b19cd99682972c55241"},
+    "machado/historiasSemData.txt": {"url": f"{_MACHADO}/conto/historiasSemData.txt",
+                                     "sha256": "7b06454bdb9ac08f8c11d6c3188b921458be3f0576f2121b1b58f828258682db"},
+    "machado/iaia.txt": {"url": f"{_MACHADO}/romance/iaia.txt",
+                         "sha256": "e7089fa955d334b5cc26ceb3e0e681695ffd18c74d86b3bf64965314f20cda9c"},
+    "machado/maoLuva.txt": {"url": f"{_MACHADO}/romance/maoLuva.txt",
+                            "sha256": "b15a6fb8db0291c4e3228a24534907d5b38344b4ecfae4301b3d8041de16e3b7"},
+    "machado/memorial-de-aires.txt": {"url": f"{_MACHADO}/romance/memorial-de-aires.txt",
+                                      "sha256": "76343d1bb6ab6dd58cc9623d3862f852ebb706b1b6dc827066d83bffa3e78289"},
+    "machado/memoriasBras.txt": {"url": f"{_MACHADO}/romance/memoriasBras.txt",
+                                 "sha256": "3cb24e357d9c5ae7c95b4efb4949e7b8838a528577281bc875f6e8e9a9780bba"},
+    "machado/paginasRecolhidas.txt": {"url": f"{_MACHADO}/conto/paginasRecolhidas.txt",
+                                      "sha256": "2df54b36a5d15bf22f067b99c8d1ec911b40a904f7bf38b93729d001fd640c0f"},
+    "machado/papeisAvulsos.txt": {"url": f"{_MACHADO}/conto/papeisAvulsos.txt",
+                                  "sha256": "cfb8934bb81b1b731455565fc4aeacffa0443acbcacf7cd9b86d4bce26429392"},
+    "machado/quincas.txt": {"url": f"{_MACHADO}/romance/quincas.txt",
+                            "sha256": "dc7b6452a1aa0f9bfe170035b25bcdef8d2b528fe081fe2aa2d5a6d76a2b5be1"},
+    "machado/reliquias.txt": {"url": f"{_MACHADO}/conto/reliquias.txt",
+                              "sha256": "22670d377a0fdd79ee8b69689a26b3df0e12e1ed4b45d0605ba651927d2de37f"},
+    "machado/ressurreicao.txt": {"url": f"{_MACHADO}/romance/ressurreicao.txt",
+                                 "sha256": "ffc33c6f6adf780b16e7a81b8a128b9a1bab86523cca9d111bb9214fc95a6f60"},
+    "machado/variasHistorias.txt": {"url": f"{_MACHADO}/conto/variasHistorias.txt",
+                                    "sha256": "da1b48ccbd6e0f6a295ac4b6fbb509e2cc36af75f420e4cf3a4794fa44089dce"},
+    "gpt2/vocab.bpe": {"url": f"{_GPT2_BPE}/vocab.bpe",
+                       "sha256": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"},
+    "gpt2/encoder.json": {"url": f"{_GPT2_BPE}/encoder.json",
+                          "sha256": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"},
+    "Fake.br-Corpus-master.zip": {"url": "https://github.com/roneysco/Fake.br-Corpus/archive/refs/heads/master.zip",
+                                  "sha256": None},
+}
+
+
+def get_data_file(name: str, validate: Callable[[Path], None] | None = None, quiet: bool = False) -> Path:
+    """Caminho no cache de um arquivo do registro DATA_FILES, obtido (e verificado) se ainda não estiver lá."""
+    if name not in DATA_FILES:
+        raise KeyError(f"{name!r} não está no registro de dados do curso. Opções: {', '.join(sorted(DATA_FILES))}")
+    info = DATA_FILES[name]
+    return download_file(info["url"], cache_dir() / name, sha256=info["sha256"], mirror_name=name,
+                         validate=validate, quiet=quiet)
+
+def save_results(capitulo: str, metricas: dict, tempo_s: float, device: torch.device | None = None) -> Path:
+    """Grava `artefatos/resultados/<capitulo>.json` com métricas, tempo, modo e máquina."""
+    destino = artifacts_dir() / "resultados" / f"{capitulo}.json"
+    destino.parent.mkdir(parents=True, exist_ok=True)
+    registro = {
+        "capitulo": capitulo,
+        "modo": get_mode(),
+        "dispositivo": describe_device(device),
+        "tempo_s": round(float(tempo_s), 1),
+        "metricas": metricas,
+        "torch": torch.__version__,
+        "data": time.strftime("%Y-%m-%d"),
+    }
+    destino.write_text(json.dumps(registro, ensure_ascii=False, indent=2), encoding="utf-8")
+    return destino
+
+
+# ======================================================================
+# Capítulo 01-estatistica
+# ======================================================================
+
+MACHADO_BOOKS = [
+    "casaVelha", "contosFluminenses", "domCasmurro", "esau", "helena", "historiasMeiaNoite", "historiasSemData",
+    "iaia", "maoLuva", "memorial-de-aires", "memoriasBras", "paginasRecolhidas", "papeisAvulsos", "quincas",
+    "reliquias", "ressurreicao", "variasHistorias",
+]
+
+
+def load_text(name: str = "domCasmurro") -> str:
+    """Texto de um livro de Machado de Assis pelo nome curto (ex.: 'domCasmurro'), via cache/espelho/download."""
+    if name not in MACHADO_BOOKS:
+        raise KeyError(f"Livro {name!r} desconhecido. Opções: {', '.join(MACHADO_BOOKS)}")
+    return get_data_file(f"machado/{name}.txt", quiet=True).read_text(encoding="utf-8")
+
+
+# ======================================================================
+# Capítulo 02-tokens
+# ======================================================================
+
+class GPTDataset(Dataset):
+    """Janelas deslizantes sobre um texto tokenizado: cada exemplo é (entrada, alvo = entrada deslocada de 1)."""
+
+    def __init__(self, txt: str, tokenizer, max_length: int, stride: int):
+        token_ids = tokenizer.encode(txt, allowed_special={"<|endoftext|>"})
+        if len(token_ids) <= max_length:
+            raise ValueError(f"O texto tem {len(token_ids)} tokens: precisa de mais que max_length={max_length}.")
+        self.input_ids, self.target_ids = [], []
+        for inicio in range(0, len(token_ids) - max_length, stride):
+            janela = token_ids[inicio:inicio + max_length + 1]
+            self.input_ids.append(torch.tensor(janela[:-1]))
+            self.target_ids.append(torch.tensor(janela[1:]))
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, i: int):
+        return self.input_ids[i], self.target_ids[i]
+
+
+def create_dataloader(txt: str, batch_size: int = 4, max_length: int = 256, stride: int = 128,
+                      shuffle: bool = True, drop_last: bool = True, num_workers: int = 0,
+                      tokenizer=None) -> DataLoader:
+    """DataLoader de janelas (entrada, alvo) de `max_length` tokens, começando a cada `stride` tokens.
+
+    Sem `tokenizer`, usa o BPE do GPT-2 (tiktoken).
+    """
+    tokenizer = tokenizer or tiktoken.get_encoding("gpt2")
+    dataset = GPTDataset(txt, tokenizer, max_length, stride)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      num_workers=num_workers)
+
+
+# ======================================================================
+# Capítulo 03-atencao
+# ======================================================================
+
+class MultiHeadAttention(nn.Module):
+    """Atenção causal com várias cabeças, calculadas juntas e separadas com view/transpose."""
+
+    def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, num_heads: int,
+                 qkv_bias: bool = False):
+        super().__init__()
+        if d_out % num_heads != 0:
+            raise ValueError(f"d_out={d_out} precisa ser divisível por num_heads={num_heads}.")
+        self.d_out = d_out
+        self.num_heads = num_heads
+        self.head_dim = d_out // num_heads
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.out_proj = nn.Linear(d_out, d_out)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, num_tokens, _ = x.shape
+        # (b, T, d_out) -> (b, T, cabeças, head_dim) -> (b, cabeças, T, head_dim)
+        queries = self.W_query(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        keys = self.W_key(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        values = self.W_value(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+
+        attn_scores = queries @ keys.transpose(2, 3)               # (b, cabeças, T, T)
+        mask_bool = self.mask.bool()[:num_tokens, :num_tokens]
+        attn_scores = attn_scores.masked_fill(mask_bool, float("-inf"))
+        attn_weights = torch.softmax(attn_scores / self.head_dim ** 0.5, dim=-1)
+        attn_weights = self.dropout(attn_weights)
+
+        context = (attn_weights @ values).transpose(1, 2)          # (b, T, cabeças, head_dim)
+        context = context.contiguous().view(b, num_tokens, self.d_out)
+        return self.out_proj(context)
+
+
+# ======================================================================
+# Capítulo 04-gpt
+# ======================================================================
+
+GPT_CONFIG_124M = {
+    "vocab_size": 50257,     # tamanho do vocabulário BPE do GPT-2
+    "context_length": 1024,  # quantos tokens o modelo enxerga de uma vez
+    "emb_dim": 768,          # dimensão dos vetores
+    "n_heads": 12,           # cabeças de atenção
+    "n_layers": 12,          # blocos transformer
+    "drop_rate": 0.1,        # taxa de dropout
+    "qkv_bias": False,       # viés nas projeções Q, K, V
+}
+
+
+class LayerNorm(nn.Module):
+    """Normaliza cada vetor para média 0 e variância 1, depois aplica escala e deslocamento aprendidos."""
+
+    def __init__(self, emb_dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.scale = nn.Parameter(torch.ones(emb_dim))
+        self.shift = nn.Parameter(torch.zeros(emb_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        media = x.mean(dim=-1, keepdim=True)
+        variancia = x.var(dim=-1, keepdim=True, unbiased=False)
+        return self.scale * (x - media) / torch.sqrt(variancia + self.eps) + self.shift
+
+
+class GELU(nn.Module):
+    """GELU na aproximação por tanh usada pelo GPT-2."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x * (1 + torch.tanh((2.0 / torch.pi) ** 0.5 * (x + 0.044715 * x ** 3)))
+
+
+class FeedForward(nn.Module):
+    """Duas camadas lineares com GELU no meio; a camada escondida é 4x mais larga."""
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(cfg["emb_dim"], 4 * cfg["emb_dim"]),
+            GELU(),
+            nn.Linear(4 * cfg["emb_dim"], cfg["emb_dim"]),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class TransformerBlock(nn.Module):
+    """Atenção e feed-forward, cada um com pré-normalização, dropout e atalho (conexão residual)."""
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        self.att = MultiHeadAttention(d_in=cfg["emb_dim"], d_out=cfg["emb_dim"],
+                                      context_length=cfg["context_length"], dropout=cfg["drop_rate"],
+                                      num_heads=cfg["n_heads"], qkv_bias=cfg["qkv_bias"])
+        self.ff = FeedForward(cfg)
+        self.norm1 = LayerNorm(cfg["emb_dim"])
+        self.norm2 = LayerNorm(cfg["emb_dim"])
+        self.drop_shortcut = nn.Dropout(cfg["drop_rate"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_shortcut(self.att(self.norm1(x)))
+        x = x + self.drop_shortcut(self.ff(self.norm2(x)))
+        return x
+
+
+class GPTModel(nn.Module):
+    """O GPT: embeddings de token e posição, n_layers blocos transformer, norma final e cabeça de saída."""
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"])
+        self.pos_emb = nn.Embedding(cfg["context_length"], cfg["emb_dim"])
+        self.drop_emb = nn.Dropout(cfg["drop_rate"])
+        self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg["n_layers"])])
+        self.final_norm = LayerNorm(cfg["emb_dim"])
+        self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
+
+    def forward(self, in_idx: torch.Tensor) -> torch.Tensor:
+        _, seq_len = in_idx.shape
+        tok_embeds = self.tok_emb(in_idx)
+        pos_embeds = self.pos_emb(torch.arange(seq_len, device=in_idx.device))
+        x = self.drop_emb(tok_embeds + pos_embeds)
+        x = self.trf_blocks(x)
+        x = self.final_norm(x)
+        return self.out_head(x)  # logits: (lote, posições, vocab_size)
+
+def generate_text_simple(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int) -> torch.Tensor:
+    """Geração gulosa (greedy): a cada passo, acrescenta o token mais provável."""
+    for _ in range(max_new_tokens):
+        idx_cond = idx[:, -context_size:]
+        with torch.no_grad():
+            logits = model(idx_cond)[:, -1, :]
+        idx_next = torch.argmax(logits, dim=-1, keepdim=True)
+        idx = torch.cat((idx, idx_next), dim=1)
+    return idx
+
+
+def text_to_token_ids(text: str, tokenizer) -> torch.Tensor:
+    """Texto -> tensor (1, n) de ids, pronto para o modelo."""
+    encoded = tokenizer.encode(text, allowed_special={"<|endoftext|>"})
+    return torch.tensor(encoded).unsqueeze(0)
+
+
+def token_ids_to_text(token_ids: torch.Tensor, tokenizer) -> str:
+    """Tensor (1, n) ou (n,) de ids -> texto."""
+    return tokenizer.decode(token_ids.squeeze(0).tolist())
+
+def load_weights_into_gpt(gpt: "GPTModel", state_dict: dict) -> "GPTModel":
+    """Copia os pesos de um GPT-2 no formato Hugging Face (`wte.weight`, `h.0.attn.c_attn.weight`, ...) para o GPTModel.
+
+    Aceita chaves com ou sem o prefixo `transformer.`. As camadas Conv1D do GPT-2 guardam os pesos transpostos
+    em relação a nn.Linear; a projeção QKV vem fundida e é dividida em três. A cabeça de saída reutiliza `wte`
+    (pesos amarrados). O modelo precisa de `qkv_bias=True`.
+    """
+    sd = {k.removeprefix("transformer."): v for k, v in state_dict.items()}
+
+    def pegar(chave: str) -> torch.Tensor:
+        if chave not in sd:
+            raise KeyError(f"O state dict do GPT-2 não tem a chave {chave!r}: é mesmo um checkpoint do GPT-2?")
+        return sd[chave]
+
+    def copiar(destino: torch.Tensor, origem: torch.Tensor, chave: str) -> None:
+        if destino.shape != origem.shape:
+            raise ValueError(f"Formato incompatível em {chave!r}: o checkpoint tem {tuple(origem.shape)}, "
+                             f"o modelo espera {tuple(destino.shape)}. Confira a configuração (emb_dim, "
+                             f"n_layers, context_length, vocab_size, qkv_bias=True).")
+        with torch.no_grad():
+            destino.copy_(origem)
+
+    n_camadas_ckpt = len({k.split(".")[1] for k in sd if k.startswith("h.")})
+    if n_camadas_ckpt != len(gpt.trf_blocks):
+        raise ValueError(f"O checkpoint tem {n_camadas_ckpt} blocos e o modelo {len(gpt.trf_blocks)} (n_layers).")
+    if gpt.trf_blocks[0].att.W_query.bias is None:
+        raise ValueError("Os pesos do GPT-2 têm viés em Q, K, V: crie o modelo com qkv_bias=True.")
+
+    copiar(gpt.tok_emb.weight, pegar("wte.weight"), "wte.weight")
+    copiar(gpt.pos_emb.weight, pegar("wpe.weight"), "wpe.weight")
+    for i, bloco in enumerate(gpt.trf_blocks):
+        p = f"h.{i}."
+        q_w, k_w, v_w = pegar(p + "attn.c_attn.weight").chunk(3, dim=-1)
+        q_b, k_b, v_b = pegar(p + "attn.c_attn.bias").chunk(3, dim=-1)
+        copiar(bloco.att.W_query.weight, q_w.T, p + "attn.c_attn.weight (Q)")
+        copiar(bloco.att.W_key.weight, k_w.T, p + "attn.c_attn.weight (K)")
+        copiar(bloco.att.W_value.weight, v_w.T, p + "attn.c_attn.weight (V)")
+        copiar(bloco.att.W_query.bias, q_b, p + "attn.c_attn.bias (Q)")
+        copiar(bloco.att.W_key.bias, k_b, p + "attn.c_attn.bias (K)")
+        copiar(bloco.att.W_value.bias, v_b, p + "attn.c_attn.bias (V)")
+        copiar(bloco.att.out_proj.weight, pegar(p + "attn.c_proj.weight").T, p + "attn.c_proj.weight")
+        copiar(bloco.att.out_proj.bias, pegar(p + "attn.c_proj.bias"), p + "attn.c_proj.bias")
+        copiar(bloco.ff.layers[0].weight, pegar(p + "mlp.c_fc.weight").T, p + "mlp.c_fc.weight")
+        copiar(bloco.ff.layers[0].bias, pegar(p + "mlp.c_fc.bias"), p + "mlp.c_fc.bias")
+        copiar(bloco.ff.layers[2].weight, pegar(p + "mlp.c_proj.weight").T, p + "mlp.c_proj.weight")
+        copiar(bloco.ff.layers[2].bias, pegar(p + "mlp.c_proj.bias"), p + "mlp.c_proj.bias")
+        copiar(bloco.norm1.scale, pegar(p + "ln_1.weight"), p + "ln_1.weight")
+        copiar(bloco.norm1.shift, pegar(p + "ln_1.bias"), p + "ln_1.bias")
+        copiar(bloco.norm2.scale, pegar(p + "ln_2.weight"), p + "ln_2.weight")
+        copiar(bloco.norm2.shift, pegar(p + "ln_2.bias"), p + "ln_2.bias")
+    copiar(gpt.final_norm.scale, pegar("ln_f.weight"), "ln_f.weight")
+    copiar(gpt.final_norm.shift, pegar("ln_f.bias"), "ln_f.bias")
+    copiar(gpt.out_head.weight, pegar("wte.weight"), "wte.weight (cabeça de saída amarrada)")
+    return gpt
+
+
+# ======================================================================
+# Capítulo 05-pretreino
+# ======================================================================
+
+def calc_loss_batch(input_batch: torch.Tensor, target_batch: torch.Tensor, model, device) -> torch.Tensor:
+    """Entropia cruzada média do próximo token em um lote (entrada e alvo com formato (lote, posições))."""
+    input_batch, target_batch = input_batch.to(device), target_batch.to(device)
+    logits = model(input_batch)
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1), target_batch.flatten())
+
+
+def calc_loss_loader(data_loader, model, device, num_batches: int | None = None) -> float:
+    """Perda média em até `num_batches` lotes do carregador (todos, se None)."""
+    if len(data_loader) == 0:
+        return float("nan")
+    num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
+    total = 0.0
+    for i, (input_batch, target_batch) in enumerate(data_loader):
+        if i >= num_batches:
+            break
+        total += calc_loss_batch(input_batch, target_batch, model, device).item()
+    return total / num_batches
+
+
+def evaluate_model(model, train_loader, val_loader, device, eval_iter: int) -> tuple[float, float]:
+    """Perdas de treino e validação em `eval_iter` lotes, com o modelo em modo de avaliação."""
+    model.eval()
+    with torch.no_grad():
+        train_loss = calc_loss_loader(train_loader, model, device, num_batches=eval_iter)
+        val_loss = calc_loss_loader(val_loader, model, device, num_batches=eval_iter)
+    model.train()
+    return train_loss, val_loss
+
+
+def generate_and_print_sample(model, tokenizer, device, start_context: str, max_new_tokens: int = 40) -> str:
+    """Gera uma continuação gulosa de `start_context`, imprime em uma linha e devolve o texto."""
+    model.eval()
+    context_size = model.pos_emb.weight.shape[0]
+    encoded = text_to_token_ids(start_context, tokenizer).to(device)
+    with torch.no_grad():
+        token_ids = generate_text_simple(model, encoded, max_new_tokens, context_size)
+    texto = token_ids_to_text(token_ids, tokenizer)
+    print(texto.replace("\n", " "))
+    model.train()
+    return texto
+
+
+def train_model_simple(model, train_loader, val_loader, optimizer, device, num_epochs: int, eval_freq: int,
+                       eval_iter: int, start_context: str, tokenizer, max_seconds: float | None = None):
+    """Laço de pré-treinamento: épocas de lotes, avaliação a cada `eval_freq` passos, amostra ao fim de cada época.
+
+    `max_seconds` interrompe o treino quando o tempo acaba (útil no modo rápido).
+    Devolve (train_losses, val_losses, track_tokens_seen).
+    """
+    train_losses, val_losses, track_tokens_seen = [], [], []
+    tokens_seen, global_step = 0, -1
+    inicio = time.perf_counter()
+    acabou_tempo = False
+    barra = tqdm(total=num_epochs * len(train_loader), desc="pré-treino")
+    for epoch in range(num_epochs):
+        model.train()
+        for input_batch, target_batch in train_loader:
+            optimizer.zero_grad()
+            loss = calc_loss_batch(input_batch, target_batch, model, device)
+            loss.backward()
+            optimizer.step()
+            tokens_seen += input_batch.numel()
+            global_step += 1
+            barra.update(1)
+            acabou_tempo = max_seconds is not None and time.perf_counter() - inicio > max_seconds
+            if global_step % eval_freq == 0 or acabou_tempo:
+                train_loss, val_loss = evaluate_model(model, train_loader, val_loader, device, eval_iter)
+                train_losses.append(train_loss)
+                val_losses.append(val_loss)
+                track_tokens_seen.append(tokens_seen)
+                barra.set_postfix(treino=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
+            if acabou_tempo:
+                break
+        print(f"época {epoch + 1}, passo {global_step}: ", end="")
+        generate_and_print_sample(model, tokenizer, device, start_context)
+        if acabou_tempo:
+            print(f"tempo esgotado ({max_seconds:.0f} s): treino interrompido.")
+            break
+    barra.close()
+    return train_losses, val_losses, track_tokens_seen
+
+def generate(model, idx: torch.Tensor, max_new_tokens: int, context_size: int, temperature: float = 0.0,
+             top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None) -> torch.Tensor:
+    """Gera tokens com temperatura, top-k e top-p (núcleo). temperature=0 é a escolha gulosa.
+
+    Usa só os últimos `context_size` tokens como contexto; para quando todas as sequências geram `eos_id`.
+    """
+    if idx.dim() != 2 or idx.shape[1] == 0:
+        raise ValueError("O prompt está vazio: passe pelo menos um token (tensor de formato (lote, n), n ≥ 1).")
+    for _ in range(max_new_tokens):
+        idx_cond = idx[:, -context_size:]
+        with torch.no_grad():
+            logits = model(idx_cond)[:, -1, :]
+        if temperature > 0.0:
+            logits = logits / temperature
+            if top_k is not None:
+                corte = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+                logits = logits.masked_fill(logits < corte, float("-inf"))
+            if top_p is not None and top_p < 1.0:
+                ordenados, indices = torch.sort(logits, descending=True, dim=-1)
+                probs = torch.softmax(ordenados, dim=-1)
+                acumulada = torch.cumsum(probs, dim=-1)
+                remover = acumulada - probs > top_p        # o primeiro token nunca é removido
+                ordenados = ordenados.masked_fill(remover, float("-inf"))
+                logits = torch.full_like(logits, float("-inf")).scatter(-1, indices, ordenados)
+            probs = torch.softmax(logits, dim=-1)
+            idx_next = torch.multinomial(probs, num_samples=1)
+        else:
+            idx_next = torch.argmax(logits, dim=-1, keepdim=True)
+        if eos_id is not None and bool((idx_next == eos_id).all()):
+            break
+        idx = torch.cat((idx, idx_next), dim=1)
+    return idx
+
+def save_checkpoint(path: str | Path, model, optimizer=None, config: dict | None = None, **extra) -> Path:
+    """Salva modelo (+ otimizador, se houver) e configuração em um arquivo carregável com weights_only=True."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pacote = {"config": dict(config or {}), "model_state_dict": model.state_dict(), **extra}
+    if optimizer is not None:
+        pacote["optimizer_state_dict"] = optimizer.state_dict()
+    temporario = path.with_name(path.name + ".part")
+    torch.save(pacote, temporario)
+    temporario.replace(path)
+    return path
+
+
+def load_checkpoint(path: str | Path, device="cpu", optimizer=None):
+    """Carrega um checkpoint do curso: devolve (GPTModel com os pesos, dicionário do checkpoint).
+
+    Arquivo ausente -> FileNotFoundError; configuração ou pesos que não batem -> ValueError, ambos dizendo o arquivo.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint não encontrado: {path}. Rode o capítulo que o cria "
+                                f"(05-pretreino para o modelo base) ou confira o caminho.")
+    try:
+        pacote = torch.load(path, map_location=device, weights_only=True)
+    except Exception as erro:
+        raise ValueError(f"Não consegui ler o checkpoint {path}: {erro}") from erro
+    if not isinstance(pacote, dict) or "config" not in pacote or "model_state_dict" not in pacote:
+        raise ValueError(f"{path} não é um checkpoint do curso (faltam 'config' e/ou 'model_state_dict').")
+    model = GPTModel(pacote["config"])
+    esperado = model.state_dict()
+    recebido = pacote["model_state_dict"]
+    faltam = sorted(set(esperado) - set(recebido))
+    sobram = sorted(set(recebido) - set(esperado))
+    formatos = [f"{k}: arquivo {tuple(recebido[k].shape)} x modelo {tuple(v.shape)}"
+                for k, v in esperado.items() if k in recebido and recebido[k].shape != v.shape]
+    if faltam or sobram or formatos:
+        detalhes = "; ".join(filter(None, [
+            f"faltam {faltam[:3]}" if faltam else "",
+            f"sobram {sobram[:3]}" if sobram else "",
+            f"formatos diferentes: {formatos[:3]}" if formatos else ""]))
+        raise ValueError(f"O checkpoint {path} não combina com a configuração que ele mesmo declara: {detalhes}.")
+    model.load_state_dict(recebido)
+    model.to(device)
+    if optimizer is not None and "optimizer_state_dict" in pacote:
+        optimizer.load_state_dict(pacote["optimizer_state_dict"])
+    return model, pacote
+
+GPT2_SIZES = {
+    "gpt2": {"emb_dim": 768, "n_layers": 12, "n_heads": 12},
+    "gpt2-medium": {"emb_dim": 1024, "n_layers": 24, "n_heads": 16},
+    "gpt2-large": {"emb_dim": 1280, "n_layers": 36, "n_heads": 20},
+    "gpt2-xl": {"emb_dim": 1600, "n_layers": 48, "n_heads": 25},
+}
+
+
+def gpt2_config(size: str = "gpt2") -> dict:
+    """Configuração do GPTModel para um tamanho do GPT-2 (contexto 1024, qkv_bias=True como o original)."""
+    if size not in GPT2_SIZES:
+        raise ValueError(f"Tamanho {size!r} desconhecido. Opções: {', '.join(GPT2_SIZES)}.")
+    return {"vocab_size": 50257, "context_length": 1024, "drop_rate": 0.0, "qkv_bias": True, **GPT2_SIZES[size]}
+
+
+def download_gpt2_weights(size: str = "gpt2") -> Path:
+    """Baixa (uma vez) o `model.safetensors` do GPT-2 do Hugging Face e devolve o caminho no cache."""
+    gpt2_config(size)
+    url = f"https://huggingface.co/openai-community/{size}/resolve/main/model.safetensors"
+    return download_file(url, cache_dir() / "gpt2-pesos" / size / "model.safetensors",
+                         mirror_name=f"gpt2-pesos/{size}/model.safetensors", timeout=60)
+
+
+def load_gpt2(size: str = "gpt2", device="cpu") -> "GPTModel":
+    """GPTModel com os pesos originais do GPT-2 (baixados uma vez, depois lidos do cache)."""
+    from safetensors.torch import load_file
+
+    model = GPTModel(gpt2_config(size))
+    load_weights_into_gpt(model, load_file(str(download_gpt2_weights(size))))
+    return model.to(device).eval()
+
+PRETRAIN_SETTINGS = {
+    "rapido": {
+        "model": {"vocab_size": 50257, "context_length": 128, "emb_dim": 128, "n_heads": 4, "n_layers": 2,
+                  "drop_rate": 0.0, "qkv_bias": False},
+        "train_books": ["domCasmurro"], "val_books": None, "val_fraction": 0.1,
+        "batch_size": 8, "lr": 3e-3, "weight_decay": 0.1, "num_epochs": 4, "max_seconds": 120,
+        "eval_freq": 40, "eval_iter": 10,
+    },
+    "completo": {
+        "model": {"vocab_size": 50257, "context_length": 256, "emb_dim": 512, "n_heads": 8, "n_layers": 8,
+                  "drop_rate": 0.1, "qkv_bias": False},
+        "train_books": [b for b in MACHADO_BOOKS if b not in ("memorial-de-aires", "reliquias")],
+        "val_books": ["memorial-de-aires", "reliquias"], "val_fraction": None,
+        "batch_size": 16, "lr": 6e-4, "weight_decay": 0.1, "num_epochs": 4, "max_seconds": 1800,
+        "eval_freq": 200, "eval_iter": 20,
+    },
+}
+
+
+def base_checkpoint_path(mode: str | None = None) -> Path:
+    """Onde o capítulo 05 guarda o modelo base pré-treinado de cada modo."""
+    return artifacts_dir() / "checkpoints" / f"05-pretreino-{mode or get_mode()}.pt"
+
+
+def load_pretraining_texts(mode: str | None = None) -> tuple[str, str]:
+    """Textos de treino e validação do pré-treino: rápido = Dom Casmurro 90/10 contíguo; completo = livros inteiros."""
+    cfg = PRETRAIN_SETTINGS[mode or get_mode()]
+    treino = "\n\n".join(load_text(b) for b in cfg["train_books"])
+    if cfg["val_books"]:
+        return treino, "\n\n".join(load_text(b) for b in cfg["val_books"])
+    corte = int(len(treino) * (1 - cfg["val_fraction"]))
+    return treino[:corte], treino[corte:]
+
+
+def pretrain_base_model(mode: str | None = None, device=None, seed: int = 123):
+    """Pré-treina o modelo base do modo escolhido e salva em base_checkpoint_path(mode).
+
+    Devolve (model, historico) com as perdas de treino/validação e os tokens vistos.
+    """
+    mode = mode or get_mode()
+    device = device or get_device()
+    cfg = PRETRAIN_SETTINGS[mode]
+    set_seed(seed)
+    tokenizer = tiktoken.get_encoding("gpt2")
+    texto_treino, texto_val = load_pretraining_texts(mode)
+    ctx = cfg["model"]["context_length"]
+    train_loader = create_dataloader(texto_treino, cfg["batch_size"], ctx, ctx, shuffle=True, drop_last=True)
+    val_loader = create_dataloader(texto_val, cfg["batch_size"], ctx, ctx, shuffle=False, drop_last=False)
+    model = GPTModel(cfg["model"]).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    inicio = time.perf_counter()
+    train_losses, val_losses, tokens = train_model_simple(
+        model, train_loader, val_loader, optimizer, device, cfg["num_epochs"], cfg["eval_freq"], cfg["eval_iter"],
+        "Capitu olhou para mim e", tokenizer, max_seconds=cfg["max_seconds"])
+    historico = {"train_losses": train_losses, "val_losses": val_losses, "tokens_seen": tokens,
+                 "tempo_s": time.perf_counter() - inicio}
+    save_checkpoint(base_checkpoint_path(mode), model, optimizer, cfg["model"], historico=historico)
+    return model, historico
+
+
+def load_base_model(mode: str | None = None, device=None, source: str = "auto"):
+    """Modelo base para os capítulos 06–08. Devolve (model, config, fonte).
+
+    source='auto': o checkpoint do capítulo 05 deste modo, se existir e servir; senão, no modo completo, os
+    pesos do GPT-2 124M; senão, um pré-treino rápido (salvo para a próxima vez).
+    source='checkpoint' | 'gpt2' | 'pretrain' força uma das três fontes.
+    """
+    mode = mode or get_mode()
+    device = device or get_device()
+    caminho = base_checkpoint_path(mode)
+    if source in ("auto", "checkpoint") and caminho.exists():
+        try:
+            model, pacote = load_checkpoint(caminho, device)
+            print(f"Modelo base: checkpoint do capítulo 05 ({caminho.name}).")
+            return model.eval(), pacote["config"], "checkpoint"
+        except ValueError as erro:
+            if source == "checkpoint":
+                raise
+            print(f"O checkpoint {caminho.name} não serve ({erro}); vou usar outra fonte.")
+    elif source == "checkpoint":
+        raise FileNotFoundError(f"Checkpoint não encontrado: {caminho}. Rode o capítulo 05 antes.")
+    if source == "gpt2" or (source == "auto" and mode == "completo"):
+        model = load_gpt2("gpt2", device)
+        print("Modelo base: pesos originais do GPT-2 124M (OpenAI).")
+        return model, gpt2_config("gpt2"), "gpt2"
+    print(f"Modelo base: sem checkpoint do capítulo 05; pré-treinando um modelo pequeno agora "
+          f"(até {PRETRAIN_SETTINGS[mode]['max_seconds']} s)...")
+    model, _ = pretrain_base_model(mode, device)
+    return model.eval(), PRETRAIN_SETTINGS[mode]["model"], "pretrain"
