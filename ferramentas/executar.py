@@ -44,6 +44,7 @@ def executar(capitulo: str, tempo_limite: int) -> float:
     caminho = RAIZ / capitulo / "notebook.ipynb"
     nb = nbformat.read(caminho, as_version=4)
     os.environ.setdefault("LLM_MODO", "rapido")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figuras gravadas nas saídas
     cliente = NotebookClient(nb, timeout=tempo_limite, kernel_name="python3",
                              resources={"metadata": {"path": str(caminho.parent)}})
     inicio = time.perf_counter()

@@ -1,0 +1,226 @@
+"""Testes da fundação do curso: modos, download com cache/espelho/verificação e a ferramenta de exportação."""
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from curso import DATA_FILES, DownloadError, download_file, get_data_file, get_mode, save_results, set_seed
+
+RAIZ = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(RAIZ / "ferramentas"))
+import exportar  # noqa: E402
+
+URL_INALCANCAVEL = "http://127.0.0.1:9/arquivo.txt"  # porta 9 (discard): conexão recusada na hora
+
+
+def _sha(conteudo: bytes) -> str:
+    return hashlib.sha256(conteudo).hexdigest()
+
+
+@pytest.fixture
+def espelho(tmp_path, monkeypatch):
+    """Uma pasta de espelho com um arquivo, e um cache vazio."""
+    pasta = tmp_path / "espelho"
+    pasta.mkdir()
+    (pasta / "livro.txt").write_bytes("Capitu tinha olhos de ressaca.".encode())
+    monkeypatch.setenv("LLM_DADOS_ESPELHO", str(pasta))
+    monkeypatch.setenv("LLM_CACHE_DIR", str(tmp_path / "cache"))
+    return pasta
+
+
+# ---------------------------------------------------------------- modos
+
+@pytest.mark.parametrize("valor, esperado", [("rapido", "rapido"), ("completo", "completo"),
+                                             ("RÁPIDO", "rapido"), ("  Completo ", "completo")])
+def test_modo_lido_da_variavel(monkeypatch, valor, esperado):
+    monkeypatch.setenv("LLM_MODO", valor)
+    assert get_mode() == esperado
+
+
+def test_modo_padrao_depende_da_gpu(monkeypatch):
+    import torch
+
+    monkeypatch.delenv("LLM_MODO", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert get_mode() == "rapido"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert get_mode() == "completo"
+
+
+def test_modo_invalido_explica_as_opcoes(monkeypatch):
+    monkeypatch.setenv("LLM_MODO", "turbo")
+    with pytest.raises(ValueError, match=r"'turbo'.*rapido, completo"):
+        get_mode()
+
+
+def test_conftest_poe_modo_rapido_sem_sobrescrever_o_usuario(monkeypatch):
+    import os
+    import runpy
+
+    monkeypatch.delenv("LLM_MODO", raising=False)
+    monkeypatch.setenv("LLM_DADOS_ESPELHO", "../shared/dados")
+    runpy.run_path(str(RAIZ / "conftest.py"))
+    assert os.environ["LLM_MODO"] == "rapido"
+    assert Path(os.environ["LLM_DADOS_ESPELHO"]).is_absolute()
+    monkeypatch.setenv("LLM_MODO", "completo")
+    runpy.run_path(str(RAIZ / "conftest.py"))
+    assert os.environ["LLM_MODO"] == "completo"
+
+
+def test_semente_reproduz_numeros():
+    import torch
+
+    set_seed(7)
+    a = torch.rand(5)
+    set_seed(7)
+    assert torch.equal(a, torch.rand(5))
+
+
+# ---------------------------------------------------------------- downloads
+
+def test_espelho_e_usado_e_verificado(espelho, tmp_path):
+    conteudo = (espelho / "livro.txt").read_bytes()
+    destino = tmp_path / "cache" / "livro.txt"
+    caminho = download_file(URL_INALCANCAVEL, destino, sha256=_sha(conteudo), mirror_name="livro.txt", quiet=True)
+    assert caminho == destino and destino.read_bytes() == conteudo
+    assert not destino.with_name("livro.txt.part").exists()
+
+
+def test_arquivo_em_cache_nao_e_buscado_de_novo(espelho, tmp_path, monkeypatch):
+    conteudo = (espelho / "livro.txt").read_bytes()
+    destino = tmp_path / "cache" / "livro.txt"
+    download_file(URL_INALCANCAVEL, destino, sha256=_sha(conteudo), mirror_name="livro.txt", quiet=True)
+    monkeypatch.delenv("LLM_DADOS_ESPELHO")
+    # Sem espelho e com URL inalcançável: só funciona se o cache for reaproveitado.
+    assert download_file(URL_INALCANCAVEL, destino, sha256=_sha(conteudo), quiet=True).read_bytes() == conteudo
+
+
+def test_cache_corrompido_e_substituido(espelho, tmp_path):
+    conteudo = (espelho / "livro.txt").read_bytes()
+    destino = tmp_path / "cache" / "livro.txt"
+    destino.parent.mkdir(parents=True)
+    destino.write_bytes(b"lixo")
+    download_file(URL_INALCANCAVEL, destino, sha256=_sha(conteudo), mirror_name="livro.txt", quiet=True)
+    assert destino.read_bytes() == conteudo
+
+
+def test_sha256_errado_da_erro_claro_e_nao_deixa_arquivo(espelho, tmp_path):
+    destino = tmp_path / "cache" / "livro.txt"
+    with pytest.raises(DownloadError, match="SHA-256") as erro:
+        download_file(URL_INALCANCAVEL, destino, sha256="0" * 64, mirror_name="livro.txt", quiet=True)
+    assert "corrompido" in str(erro.value)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_validacao_de_conteudo_recusa_arquivo(espelho, tmp_path):
+    def exige_machado(caminho: Path) -> None:
+        if "Machado" not in caminho.read_text(encoding="utf-8"):
+            raise ValueError("não parece um texto de Machado")
+
+    with pytest.raises(DownloadError, match="não parece um texto de Machado"):
+        download_file(URL_INALCANCAVEL, tmp_path / "cache" / "livro.txt", mirror_name="livro.txt",
+                      validate=exige_machado, quiet=True)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_url_inalcancavel_falha_rapido_com_instrucoes(tmp_path, monkeypatch):
+    monkeypatch.delenv("LLM_DADOS_ESPELHO", raising=False)
+    destino = tmp_path / "cache" / "livro.txt"
+    inicio = time.perf_counter()
+    with pytest.raises(DownloadError) as erro:
+        download_file(URL_INALCANCAVEL, destino, timeout=5, quiet=True)
+    assert time.perf_counter() - inicio < 10
+    mensagem = str(erro.value)
+    assert URL_INALCANCAVEL in mensagem and "Não consegui baixar" in mensagem
+    assert "LLM_DADOS_ESPELHO" in mensagem and "coloque-o em" in mensagem
+    assert not destino.exists() and not destino.with_name("livro.txt.part").exists()
+
+
+def test_download_http_real_em_servidor_local(tmp_path, monkeypatch):
+    """Baixa de um servidor HTTP local (sem internet): o caminho de rede grava, verifica e renomeia."""
+    import functools
+    import http.server
+    import threading
+
+    monkeypatch.delenv("LLM_DADOS_ESPELHO", raising=False)
+    servidos = tmp_path / "servidos"
+    servidos.mkdir()
+    conteudo = "Ao vencedor, as batatas!".encode() * 1000
+    (servidos / "quincas.txt").write_bytes(conteudo)
+    manipulador = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(servidos))
+    manipulador.log_message = lambda *args: None
+    servidor = http.server.ThreadingHTTPServer(("127.0.0.1", 0), manipulador)
+    threading.Thread(target=servidor.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{servidor.server_address[1]}/quincas.txt"
+        destino = tmp_path / "cache" / "quincas.txt"
+        assert download_file(url, destino, sha256=_sha(conteudo), quiet=True).read_bytes() == conteudo
+        with pytest.raises(DownloadError, match="SHA-256"):
+            download_file(url, tmp_path / "cache" / "outro.txt", sha256="f" * 64, quiet=True)
+        assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["quincas.txt"]
+    finally:
+        servidor.shutdown()
+
+
+def test_registro_de_dados_bate_com_o_espelho(monkeypatch, tmp_path):
+    """Todo arquivo com SHA-256 no registro confere com a cópia do espelho (quando o espelho existe)."""
+    import os
+
+    pasta = os.environ.get("LLM_DADOS_ESPELHO")
+    if not pasta or not Path(pasta).is_dir():
+        pytest.skip("sem espelho local de dados (LLM_DADOS_ESPELHO)")
+    monkeypatch.setenv("LLM_CACHE_DIR", str(tmp_path))
+    assert len([n for n in DATA_FILES if n.startswith("machado/")]) == 17
+    for nome, info in DATA_FILES.items():
+        if info["sha256"] is not None:
+            assert get_data_file(nome, quiet=True).stat().st_size > 1000, nome
+
+
+def test_nome_fora_do_registro(monkeypatch):
+    with pytest.raises(KeyError, match="não está no registro"):
+        get_data_file("machado/inexistente.txt")
+
+
+def test_resultados_gravados_com_modo_e_maquina(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("LLM_ARTEFATOS", str(tmp_path))
+    monkeypatch.setenv("LLM_MODO", "rapido")
+    caminho = save_results("99-teste", {"acuracia": 0.5}, tempo_s=1.23)
+    registro = json.loads(caminho.read_text(encoding="utf-8"))
+    assert caminho == tmp_path / "resultados" / "99-teste.json"
+    assert registro["modo"] == "rapido" and registro["metricas"] == {"acuracia": 0.5}
+    assert registro["tempo_s"] == 1.2 and registro["dispositivo"]
+
+
+# ---------------------------------------------------------------- exportação
+
+def test_arquivos_gerados_em_dia():
+    """Equivale a `python ferramentas/exportar.py --check`: nenhum arquivo gerado pode estar desatualizado."""
+    for caminho, conteudo in exportar.arquivos_esperados().items():
+        assert caminho.exists(), f"{caminho.relative_to(RAIZ)} não existe: rode python ferramentas/exportar.py"
+        assert caminho.read_text(encoding="utf-8") == conteudo, (
+            f"{caminho.relative_to(RAIZ)} está desatualizado: rode python ferramentas/exportar.py")
+
+
+def test_nenhum_nome_exportado_duas_vezes():
+    assert exportar.nomes_repetidos(exportar.coletar()) == []
+
+
+def test_exportar_detecta_repeticao_e_junta_imports():
+    blocos = {"00-a": ["import os\nfrom capitulos_anteriores import x\n\ndef f():\n    return os.sep"],
+              "01-b": ["import os\nimport json\n\nCONST = 1\n\ndef f():\n    return 2"]}
+    assert exportar.nomes_repetidos(blocos) == ["f: 00-a, 01-b"]
+    texto = exportar.montar_modulo(blocos, ["00-a", "01-b"], "teste")
+    assert texto.count("import os\n") == 1 and "import json" in texto
+    assert "capitulos_anteriores" not in texto.split('"""', 2)[2]
+    assert texto.index("Capítulo 00-a") < texto.index("Capítulo 01-b")
+
+
+def test_capitulo_01_recebe_as_exportacoes_do_00():
+    texto = (RAIZ / "01-estatistica" / "capitulos_anteriores.py").read_text(encoding="utf-8")
+    assert "ARQUIVO GERADO" in texto
+    for nome in ("def get_device", "def set_seed", "def download_file", "def get_mode"):
+        assert nome in texto
