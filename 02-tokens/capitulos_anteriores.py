@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Callable
+import math
 
 
 # ======================================================================
@@ -98,6 +99,14 @@ def sha256_of(path: Path) -> str:
     return soma.hexdigest()
 
 
+def _show_path(path: Path) -> str:
+    """Caminho para mensagens: relativo à raiz do repositório quando estiver dentro dela."""
+    try:
+        return Path(path).resolve().relative_to(project_root()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _mirror_folder() -> Path | None:
     """Pasta do espelho local (LLM_DADOS_ESPELHO), relativa à pasta atual ou à raiz do repositório."""
     bruto = os.environ.get("LLM_DADOS_ESPELHO")
@@ -109,14 +118,15 @@ def _mirror_folder() -> Path | None:
     return None
 
 
-def _check_file(part: Path, url: str, sha256: str | None, validate: Callable[[Path], None] | None) -> None:
+def _check_file(part: Path, url: str, fonte: str, sha256: str | None,
+                validate: Callable[[Path], None] | None) -> None:
     """Confere SHA-256 e conteúdo de um arquivo recém-obtido; em caso de problema, apaga-o e explica."""
     if sha256 is not None:
         obtido = sha256_of(part)
         if obtido != sha256:
             part.unlink(missing_ok=True)
             raise DownloadError(
-                f"O arquivo obtido de {url} está corrompido ou não é o esperado: SHA-256 {obtido[:16]}…, "
+                f"O arquivo obtido de {fonte} está corrompido ou não é o esperado: SHA-256 {obtido[:16]}…, "
                 f"esperado {sha256[:16]}…. Nada foi guardado no cache. Tente de novo; se persistir, baixe-o "
                 f"à mão de {url}.")
     if validate is not None:
@@ -124,7 +134,7 @@ def _check_file(part: Path, url: str, sha256: str | None, validate: Callable[[Pa
             validate(part)
         except Exception as erro:
             part.unlink(missing_ok=True)
-            raise DownloadError(f"O arquivo obtido de {url} não tem o conteúdo esperado: {erro}. "
+            raise DownloadError(f"O arquivo obtido de {fonte} não tem o conteúdo esperado: {erro}. "
                                 f"Nada foi guardado no cache.") from erro
 
 
@@ -163,11 +173,11 @@ def download_file(url: str, path: str | Path, sha256: str | None = None, mirror_
     try:
         if origem is not None and origem.is_file():
             shutil.copyfile(origem, part)
-            fonte = f"espelho local {origem}"
+            fonte = f"espelho local (LLM_DADOS_ESPELHO: {mirror_name})"
         else:
             _fetch_url(url, part, timeout, quiet)
             fonte = url
-        _check_file(part, fonte, sha256, validate)
+        _check_file(part, url, fonte, sha256, validate)
         os.replace(part, path)
     finally:
         part.unlink(missing_ok=True)
@@ -181,8 +191,8 @@ def _fetch_url(url: str, part: Path, timeout: float, quiet: bool) -> None:
     from tqdm.auto import tqdm
 
     destino_final = part.with_name(part.name.removesuffix(".part"))
-    ajuda = (f"Sem internet? Baixe o arquivo em outro computador e coloque-o em {destino_final}, ou aponte "
-             f"LLM_DADOS_ESPELHO para uma pasta com uma cópia.")
+    ajuda = (f"Sem internet? Baixe o arquivo em outro computador e coloque-o em {_show_path(destino_final)}, "
+             f"ou aponte LLM_DADOS_ESPELHO para uma pasta com uma cópia.")
     try:
         pedido = urllib.request.Request(url, headers={"User-Agent": "fazendo-um-llm-do-zero"})
         with urllib.request.urlopen(pedido, timeout=timeout) as resposta, open(part, "wb") as saida:
@@ -285,3 +295,21 @@ def load_text(name: str = "domCasmurro") -> str:
     if name not in MACHADO_BOOKS:
         raise KeyError(f"Livro {name!r} desconhecido. Opções: {', '.join(MACHADO_BOOKS)}")
     return get_data_file(f"machado/{name}.txt", quiet=True).read_text(encoding="utf-8")
+
+def perplexity(nll: float | torch.Tensor) -> float:
+    """Perplexidade = exp(NLL média), com a NLL em nats (log natural).
+
+    `nll` pode ser um número (a NLL média, por exemplo a perda de entropia cruzada de um modelo) ou um tensor com a
+    NLL de cada token, -log P(token | contexto), do qual se tira a média. Um modelo uniforme sobre V símbolos
+    tem perplexidade V. Se algum token teve probabilidade 0, a NLL é infinita e a perplexidade também.
+    """
+    valores = torch.as_tensor(nll, dtype=torch.float64)
+    if valores.numel() == 0:
+        raise ValueError("perplexity recebeu um tensor vazio: não há tokens para avaliar.")
+    if torch.isnan(valores).any():
+        raise ValueError("A NLL contém NaN: alguma probabilidade saiu de 0/0 (um contexto nunca visto no "
+                         "treino?). Use suavização ou confira o modelo antes de medir a perplexidade.")
+    media = valores.mean()
+    if media < 0:
+        raise ValueError(f"NLL média negativa ({media.item():.4f}): passe -log P (a NLL), não log P.")
+    return math.exp(media.item()) if media < 700 else math.inf

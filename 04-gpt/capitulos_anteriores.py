@@ -17,6 +17,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Callable
+import math
+import re
+from functools import lru_cache
+import heapq
+from collections import Counter, defaultdict
 import tiktoken
 from torch.utils.data import DataLoader, Dataset
 from torch import nn
@@ -101,6 +106,14 @@ def sha256_of(path: Path) -> str:
     return soma.hexdigest()
 
 
+def _show_path(path: Path) -> str:
+    """Caminho para mensagens: relativo à raiz do repositório quando estiver dentro dela."""
+    try:
+        return Path(path).resolve().relative_to(project_root()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _mirror_folder() -> Path | None:
     """Pasta do espelho local (LLM_DADOS_ESPELHO), relativa à pasta atual ou à raiz do repositório."""
     bruto = os.environ.get("LLM_DADOS_ESPELHO")
@@ -112,14 +125,15 @@ def _mirror_folder() -> Path | None:
     return None
 
 
-def _check_file(part: Path, url: str, sha256: str | None, validate: Callable[[Path], None] | None) -> None:
+def _check_file(part: Path, url: str, fonte: str, sha256: str | None,
+                validate: Callable[[Path], None] | None) -> None:
     """Confere SHA-256 e conteúdo de um arquivo recém-obtido; em caso de problema, apaga-o e explica."""
     if sha256 is not None:
         obtido = sha256_of(part)
         if obtido != sha256:
             part.unlink(missing_ok=True)
             raise DownloadError(
-                f"O arquivo obtido de {url} está corrompido ou não é o esperado: SHA-256 {obtido[:16]}…, "
+                f"O arquivo obtido de {fonte} está corrompido ou não é o esperado: SHA-256 {obtido[:16]}…, "
                 f"esperado {sha256[:16]}…. Nada foi guardado no cache. Tente de novo; se persistir, baixe-o "
                 f"à mão de {url}.")
     if validate is not None:
@@ -127,7 +141,7 @@ def _check_file(part: Path, url: str, sha256: str | None, validate: Callable[[Pa
             validate(part)
         except Exception as erro:
             part.unlink(missing_ok=True)
-            raise DownloadError(f"O arquivo obtido de {url} não tem o conteúdo esperado: {erro}. "
+            raise DownloadError(f"O arquivo obtido de {fonte} não tem o conteúdo esperado: {erro}. "
                                 f"Nada foi guardado no cache.") from erro
 
 
@@ -166,11 +180,11 @@ def download_file(url: str, path: str | Path, sha256: str | None = None, mirror_
     try:
         if origem is not None and origem.is_file():
             shutil.copyfile(origem, part)
-            fonte = f"espelho local {origem}"
+            fonte = f"espelho local (LLM_DADOS_ESPELHO: {mirror_name})"
         else:
             _fetch_url(url, part, timeout, quiet)
             fonte = url
-        _check_file(part, fonte, sha256, validate)
+        _check_file(part, url, fonte, sha256, validate)
         os.replace(part, path)
     finally:
         part.unlink(missing_ok=True)
@@ -184,8 +198,8 @@ def _fetch_url(url: str, part: Path, timeout: float, quiet: bool) -> None:
     from tqdm.auto import tqdm
 
     destino_final = part.with_name(part.name.removesuffix(".part"))
-    ajuda = (f"Sem internet? Baixe o arquivo em outro computador e coloque-o em {destino_final}, ou aponte "
-             f"LLM_DADOS_ESPELHO para uma pasta com uma cópia.")
+    ajuda = (f"Sem internet? Baixe o arquivo em outro computador e coloque-o em {_show_path(destino_final)}, "
+             f"ou aponte LLM_DADOS_ESPELHO para uma pasta com uma cópia.")
     try:
         pedido = urllib.request.Request(url, headers={"User-Agent": "fazendo-um-llm-do-zero"})
         with urllib.request.urlopen(pedido, timeout=timeout) as resposta, open(part, "wb") as saida:
@@ -289,10 +303,275 @@ def load_text(name: str = "domCasmurro") -> str:
         raise KeyError(f"Livro {name!r} desconhecido. Opções: {', '.join(MACHADO_BOOKS)}")
     return get_data_file(f"machado/{name}.txt", quiet=True).read_text(encoding="utf-8")
 
+def perplexity(nll: float | torch.Tensor) -> float:
+    """Perplexidade = exp(NLL média), com a NLL em nats (log natural).
+
+    `nll` pode ser um número (a NLL média, por exemplo a perda de entropia cruzada de um modelo) ou um tensor com a
+    NLL de cada token, -log P(token | contexto), do qual se tira a média. Um modelo uniforme sobre V símbolos
+    tem perplexidade V. Se algum token teve probabilidade 0, a NLL é infinita e a perplexidade também.
+    """
+    valores = torch.as_tensor(nll, dtype=torch.float64)
+    if valores.numel() == 0:
+        raise ValueError("perplexity recebeu um tensor vazio: não há tokens para avaliar.")
+    if torch.isnan(valores).any():
+        raise ValueError("A NLL contém NaN: alguma probabilidade saiu de 0/0 (um contexto nunca visto no "
+                         "treino?). Use suavização ou confira o modelo antes de medir a perplexidade.")
+    media = valores.mean()
+    if media < 0:
+        raise ValueError(f"NLL média negativa ({media.item():.4f}): passe -log P (a NLL), não log P.")
+    return math.exp(media.item()) if media < 700 else math.inf
+
 
 # ======================================================================
 # Capítulo 02-tokens
 # ======================================================================
+
+# O padrão do GPT-2 como o tiktoken o escreve (sintaxe do módulo `regex`, que não vem com o Python).
+GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+
+# O \s do padrão original é a propriedade Unicode White_Space (o \s do `re` aceita também \x1c-\x1f).
+_WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def _unicode_class(category_prefix: str) -> str:
+    """Conteúdo de uma classe [...] com todos os caracteres cuja categoria Unicode começa com o prefixo dado."""
+    ranges, start = [], None
+    for cp in range(sys.maxunicode + 2):
+        inside = cp <= sys.maxunicode and unicodedata.category(chr(cp)).startswith(category_prefix)
+        if inside and start is None:
+            start = cp
+        elif not inside and start is not None:
+            first, last = re.escape(chr(start)), re.escape(chr(cp - 1))
+            ranges.append(first if start == cp - 1 else f"{first}-{last}")
+            start = None
+    return "".join(ranges)
+
+
+@lru_cache(maxsize=None)
+def gpt2_pretokenizer() -> re.Pattern:
+    """O padrão de pré-tokenização do GPT-2 reescrito para o `re` da biblioteca padrão.
+
+    \\p{L} (letras) e \\p{N} (números) viram classes explícitas montadas com `unicodedata`; \\s vira a lista de
+    espaços Unicode; `$` vira `\\Z`. Montar as classes leva uns décimos de segundo, uma vez só (fica em cache).
+    """
+    letters, numbers, space = _unicode_class("L"), _unicode_class("N"), _WHITE_SPACE
+    return re.compile(
+        rf"'(?:[sdmt]|ll|ve|re)"              # contrações do inglês: 's 't 'm 'd 'll 've 're
+        rf"| ?[{letters}]+"                   # uma palavra, com o espaço que a precede
+        rf"| ?[{numbers}]+"                   # um número, com o espaço que o precede
+        rf"| ?[^{space}{letters}{numbers}]+"  # pontuação e símbolos, com o espaço que os precede
+        rf"|[{space}]+\Z"                     # espaços no fim do texto
+        rf"|[{space}]+(?![^{space}])"         # espaços (o último fica para a palavra seguinte)
+        rf"|[{space}]"                        # um espaço que sobrou
+    )
+
+def gpt2_bytes_to_unicode() -> dict[int, str]:
+    """A tabela do GPT-2 que dá a cada um dos 256 bytes um caractere visível.
+
+    Os arquivos `vocab.bpe` e `encoder.json` escrevem os tokens com esses caracteres (o espaço vira 'Ġ', a quebra
+    de linha vira 'Ċ'): os bytes imprimíveis ficam como estão e os outros são levados para 256, 257, ...
+    """
+    visible = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, extra = {}, 0
+    for b in range(256):
+        if b in visible:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+class BPETokenizer:
+    """Tokenizador BPE (byte pair encoding) em nível de bytes, com a pré-tokenização do GPT-2.
+
+    - `BPETokenizer().train(texto, vocab_size)` aprende as fusões (merges) num texto;
+    - `BPETokenizer.from_gpt2(vocab_bpe, encoder_json)` carrega as fusões do GPT-2 (ids idênticos aos do tiktoken);
+    - `encode(texto, allowed_special=...)` / `decode(ids)`: ida e volta exata para qualquer texto Unicode.
+
+    `vocab` guarda id -> bytes; `merges` guarda (id, id) -> id do token novo, na ordem em que foram aprendidas.
+    """
+
+    def __init__(self):
+        self.vocab: dict[int, bytes] = {b: bytes([b]) for b in range(256)}
+        self.merges: dict[tuple[int, int], int] = {}
+        self.special_tokens: dict[str, int] = {}
+        self._prepare()
+
+    @property
+    def n_vocab(self) -> int:
+        return len(self.vocab)
+
+    def _prepare(self) -> None:
+        """Tabelas derivadas: id de cada byte, posto (ordem) de cada fusão e o cache de pedaços já codificados."""
+        ordinary = {tok: i for i, tok in self.vocab.items() if i not in self.special_tokens.values()}
+        self._byte_ids = [ordinary[bytes([b])] for b in range(256)]
+        self._ranks = {pair: rank for rank, pair in enumerate(self.merges)}
+        self._cache: dict[str, list[int]] = {}
+
+    # ---------------------------------------------------------------- treino
+    def train(self, text: str, vocab_size: int, special_tokens: tuple[str, ...] = ("<|endoftext|>",)):
+        """Aprende `vocab_size - 256 - len(special_tokens)` fusões em `text`; devolve o próprio tokenizador.
+
+        Cada fusão junta o par de tokens vizinhos mais frequente (empate: o par de menores ids), sem nunca
+        atravessar a fronteira de um pedaço da pré-tokenização. Mesmo texto e mesmo `vocab_size`, mesmo resultado;
+        e as primeiras fusões de um vocabulário maior são exatamente as de um menor.
+        """
+        n_merges = vocab_size - 256 - len(special_tokens)
+        if n_merges < 0:
+            raise ValueError(f"vocab_size={vocab_size} é pequeno demais: só os 256 bytes e os "
+                             f"{len(special_tokens)} tokens especiais já ocupam {256 + len(special_tokens)}.")
+        if not text:
+            raise ValueError("O texto de treino está vazio.")
+        # 1. Pré-tokeniza e conta pedaços iguais uma vez só ("␣que" aparece milhares de vezes, vira 1 entrada).
+        pieces = Counter()
+        for part in self._split_special(text, set(special_tokens)):
+            if part not in special_tokens:
+                pieces.update(gpt2_pretokenizer().findall(part))
+        words = [list(piece.encode("utf-8")) for piece in pieces]
+        freqs = list(pieces.values())
+        # 2. Contagem de todos os pares vizinhos, e um índice par -> palavras que o contêm.
+        pair_counts: Counter = Counter()
+        where = defaultdict(set)
+        for w, word in enumerate(words):
+            for pair in zip(word, word[1:]):
+                pair_counts[pair] += freqs[w]
+                where[pair].add(w)
+        # 3. Um heap (fila de prioridade) entrega o par mais frequente; entradas desatualizadas são puladas.
+        heap = [(-count, pair) for pair, count in pair_counts.items()]
+        heapq.heapify(heap)
+        vocab = {b: bytes([b]) for b in range(256)}
+        ids_of = {tok: i for i, tok in vocab.items()}
+        merges: dict[tuple[int, int], int] = {}
+        while len(merges) < n_merges and heap:
+            neg_count, pair = heapq.heappop(heap)
+            if pair_counts.get(pair, 0) != -neg_count:
+                continue  # a contagem deste par mudou depois que ele entrou no heap
+            new_bytes = vocab[pair[0]] + vocab[pair[1]]
+            new_id = ids_of.get(new_bytes)  # os mesmos bytes já formados por outro par? reaproveita o id
+            if new_id is None:
+                new_id = len(vocab)
+                vocab[new_id], ids_of[new_bytes] = new_bytes, new_id
+            merges[pair] = new_id
+            # 4. Só as palavras que contêm o par mudam: desconta os pares antigos delas, conta os novos.
+            changed = set()
+            for w in where.pop(pair, ()):
+                old, freq = words[w], freqs[w]
+                new = self._merge_pair(old, pair, new_id)
+                for p in zip(old, old[1:]):
+                    pair_counts[p] -= freq
+                    changed.add(p)
+                for p in zip(new, new[1:]):
+                    pair_counts[p] += freq
+                    where[p].add(w)
+                    changed.add(p)
+                words[w] = new
+            for p in changed:
+                if pair_counts[p] > 0:
+                    heapq.heappush(heap, (-pair_counts[p], p))
+                else:
+                    del pair_counts[p]
+        self.vocab, self.merges = vocab, merges
+        self.special_tokens = {tok: len(vocab) + k for k, tok in enumerate(special_tokens)}
+        for tok, i in self.special_tokens.items():
+            self.vocab[i] = tok.encode("utf-8")
+        self._prepare()
+        return self
+
+    @staticmethod
+    def _merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+        """Troca cada ocorrência de `pair` em `ids` (da esquerda para a direita) por `new_id`."""
+        out, i = [], 0
+        while i < len(ids):
+            if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+                out.append(new_id)
+                i += 2
+            else:
+                out.append(ids[i])
+                i += 1
+        return out
+
+    # ---------------------------------------------------------------- codificar e decodificar
+    def _encode_piece(self, piece: str) -> list[int]:
+        """Bytes do pedaço -> ids, aplicando sempre a fusão disponível aprendida mais cedo (menor posto)."""
+        ids = [self._byte_ids[b] for b in piece.encode("utf-8")]
+        while len(ids) > 1:
+            ranks = [self._ranks.get(pair) for pair in zip(ids, ids[1:])]
+            candidates = [(r, i) for i, r in enumerate(ranks) if r is not None]
+            if not candidates:
+                break
+            _, i = min(candidates)  # menor posto; empate: a posição mais à esquerda
+            ids[i:i + 2] = [self.merges[(ids[i], ids[i + 1])]]
+        return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Codifica sem tratar tokens especiais (o texto '<|endoftext|>' vira tokens comuns)."""
+        out = []
+        for piece in gpt2_pretokenizer().findall(text):
+            ids = self._cache.get(piece)
+            if ids is None:
+                ids = self._cache[piece] = self._encode_piece(piece)
+            out.extend(ids)
+        return out
+
+    def encode(self, text: str, allowed_special: set[str] | str = frozenset()) -> list[int]:
+        """Texto -> ids. Tokens especiais só são reconhecidos se estiverem em `allowed_special` (ou "all")."""
+        allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
+        forbidden = [tok for tok in self.special_tokens if tok not in allowed and tok in text]
+        if forbidden:
+            raise ValueError(f"O texto contém o token especial {forbidden[0]!r}. Se ele está aí de propósito, "
+                             f"use encode(texto, allowed_special={{{forbidden[0]!r}}}).")
+        try:
+            out = []
+            for part in self._split_special(text, allowed & set(self.special_tokens)):
+                if part in allowed and part in self.special_tokens:
+                    out.append(self.special_tokens[part])
+                else:
+                    out.extend(self.encode_ordinary(part))
+            return out
+        except UnicodeEncodeError as erro:
+            raise ValueError(f"O texto tem um caractere que não existe em UTF-8 ({erro.object[erro.start]!r}, "
+                             "um 'surrogate' isolado) e por isso não vira bytes.") from erro
+
+    @staticmethod
+    def _split_special(text: str, specials: set[str]) -> list[str]:
+        """Separa o texto nos tokens especiais dados, mantendo-os como partes próprias."""
+        if not specials:
+            return [text]
+        pattern = "(" + "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True)) + ")"
+        return [part for part in re.split(pattern, text) if part]
+
+    def decode(self, ids) -> str:
+        """Ids -> texto. Bytes que não formam UTF-8 válido (um caractere cortado ao meio) viram '�'."""
+        try:
+            data = b"".join(self.vocab[int(i)] for i in ids)
+        except KeyError as erro:
+            raise ValueError(f"O id {erro.args[0]} não existe neste vocabulário (0 a {self.n_vocab - 1}).") from None
+        return data.decode("utf-8", errors="replace")
+
+    # ---------------------------------------------------------------- os arquivos do GPT-2
+    @classmethod
+    def from_gpt2(cls, vocab_bpe_path, encoder_json_path) -> "BPETokenizer":
+        """Carrega as 50.000 fusões e os 50.257 ids do GPT-2 a partir de `vocab.bpe` e `encoder.json`."""
+        encoder = json.loads(Path(encoder_json_path).read_text(encoding="utf-8"))
+        lines = Path(vocab_bpe_path).read_text(encoding="utf-8").split("\n")
+        byte_of = {char: b for b, char in gpt2_bytes_to_unicode().items()}
+        tokenizer = cls()
+        try:
+            tokenizer.special_tokens = {"<|endoftext|>": encoder["<|endoftext|>"]}
+            tokenizer.vocab = {i: (token.encode("utf-8") if token in tokenizer.special_tokens
+                                   else bytes(byte_of[char] for char in token))
+                               for token, i in encoder.items()}
+            tokenizer.merges = {}
+            for line in lines[1:]:  # a primeira linha é o cabeçalho "#version: 0.2"
+                if line:
+                    left, right = line.split(" ")
+                    tokenizer.merges[(encoder[left], encoder[right])] = encoder[left + right]
+        except (KeyError, ValueError) as erro:
+            raise ValueError(f"vocab.bpe e encoder.json não formam um tokenizador GPT-2 válido ({erro!r}). "
+                             "Apague-os do cache e obtenha-os de novo.") from erro
+        tokenizer._prepare()
+        return tokenizer
 
 class GPTDataset(Dataset):
     """Janelas deslizantes sobre um texto tokenizado: cada exemplo é (entrada, alvo = entrada deslocada de 1)."""
@@ -332,7 +611,10 @@ def create_dataloader(txt: str, batch_size: int = 4, max_length: int = 256, stri
 # ======================================================================
 
 class MultiHeadAttention(nn.Module):
-    """Atenção causal com várias cabeças, calculadas juntas e separadas com view/transpose."""
+    """Atenção causal com várias cabeças, calculadas juntas e separadas com view/transpose.
+
+    Entrada (lote, tokens, d_in) -> saída (lote, tokens, d_out). Cada cabeça tem head_dim = d_out // num_heads.
+    """
 
     def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, num_heads: int,
                  qkv_bias: bool = False):
@@ -345,13 +627,16 @@ class MultiHeadAttention(nn.Module):
         self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.out_proj = nn.Linear(d_out, d_out)
+        self.out_proj = nn.Linear(d_out, d_out)  # mistura as saídas das cabeças
         self.dropout = nn.Dropout(dropout)
         self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1),
                              persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, num_tokens, _ = x.shape
+        if num_tokens > self.mask.shape[0]:
+            raise ValueError(f"A entrada tem {num_tokens} tokens, mas esta atenção foi criada com "
+                             f"context_length={self.mask.shape[0]}: corte a sequência ou aumente o contexto.")
         # (b, T, d_out) -> (b, T, cabeças, head_dim) -> (b, cabeças, T, head_dim)
         queries = self.W_query(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
         keys = self.W_key(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)

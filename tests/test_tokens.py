@@ -1,0 +1,166 @@
+"""Capítulo 02: BPETokenizer (treino, ida e volta, GPT-2 idêntico ao tiktoken), GPTDataset e create_dataloader."""
+import random
+
+import pytest
+import tiktoken
+import torch
+
+from curso import (MACHADO_BOOKS, BPETokenizer, GPTDataset, create_dataloader, get_data_file, gpt2_pretokenizer,
+                   load_text)
+
+# Faixas de códigos Unicode estáveis há muitas versões (o tiktoken e o Python podem ter tabelas Unicode de
+# versões diferentes; caracteres recém-criados poderiam ser classificados de outro jeito).
+FAIXAS = [(0x20, 0x7F), (0xA0, 0x250), (0x300, 0x370), (0x370, 0x400), (0x400, 0x500), (0x590, 0x700),
+          (0x900, 0x980), (0xE00, 0xE80), (0x2000, 0x2070), (0x2100, 0x2200), (0x2460, 0x24FF), (0x3000, 0x3100),
+          (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0x1F300, 0x1F650), (0x1F900, 0x1F9FF)]
+# Espaços e quase-espaços que distinguem o \s do Unicode do \s do módulo `re`, números "não decimais", marcas.
+EXTRAS = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u180e\u200b\u200d\u2028\u2029\u202f\u205f\u3000\ufeff"
+          "²³½¾Ⅻⅻ①٣\u0301\u0327")
+COMUNS = " aeiouqstdmlvrecçãõéáíóú'\n0123456789.,;-—"
+
+
+def texto_aleatorio(sorteio: random.Random) -> str:
+    pedacos = []
+    for _ in range(sorteio.randint(1, 40)):
+        r = sorteio.random()
+        if r < 0.35:
+            pedacos.append(sorteio.choice(COMUNS))
+        elif r < 0.5:
+            pedacos.append(sorteio.choice(EXTRAS))
+        else:
+            inicio, fim = sorteio.choice(FAIXAS)
+            pedacos.append(chr(sorteio.randrange(inicio, fim)))
+    return "".join(pedacos)
+
+
+@pytest.fixture(scope="module")
+def tiktoken_gpt2():
+    return tiktoken.get_encoding("gpt2")
+
+
+@pytest.fixture(scope="module")
+def nosso_gpt2():
+    return BPETokenizer.from_gpt2(get_data_file("gpt2/vocab.bpe", quiet=True),
+                                  get_data_file("gpt2/encoder.json", quiet=True))
+
+
+@pytest.fixture(scope="module")
+def texto_treino():
+    return load_text("domCasmurro")[:150_000]
+
+
+@pytest.fixture(scope="module")
+def treinado(texto_treino):
+    return BPETokenizer().train(texto_treino, vocab_size=700)
+
+
+def test_gpt2_tamanhos(nosso_gpt2, tiktoken_gpt2):
+    assert nosso_gpt2.n_vocab == tiktoken_gpt2.n_vocab == 50257
+    assert len(nosso_gpt2.merges) == 50000
+    assert nosso_gpt2.special_tokens == {"<|endoftext|>": 50256}
+
+
+def test_gpt2_identico_ao_tiktoken_em_machado(nosso_gpt2, tiktoken_gpt2):
+    sorteio = random.Random(2024)
+    for livro in MACHADO_BOOKS:
+        texto = load_text(livro)
+        for _ in range(2):
+            inicio = sorteio.randrange(0, len(texto) - 6000)
+            trecho = texto[inicio:inicio + 6000]
+            assert nosso_gpt2.encode(trecho) == tiktoken_gpt2.encode(trecho), livro
+
+
+def test_gpt2_identico_ao_tiktoken_em_unicode_aleatorio(nosso_gpt2, tiktoken_gpt2):
+    sorteio = random.Random(7)
+    for _ in range(3000):
+        s = texto_aleatorio(sorteio)
+        assert nosso_gpt2.encode(s) == tiktoken_gpt2.encode(s), repr(s)
+
+
+def test_gpt2_identico_com_token_especial(nosso_gpt2, tiktoken_gpt2):
+    s = "fim do livro<|endoftext|>início do outro <|endoftext|>"
+    for permitidos in ({"<|endoftext|>"}, "all"):
+        assert nosso_gpt2.encode(s, allowed_special=permitidos) == tiktoken_gpt2.encode(s, allowed_special=permitidos)
+    assert nosso_gpt2.encode_ordinary(s) == tiktoken_gpt2.encode_ordinary(s)
+
+
+def test_ida_e_volta_exata(nosso_gpt2, treinado):
+    sorteio = random.Random(11)
+    dificeis = ["", " ", "\n\n\n", "Ação! 🦜🇧🇷👩🏽‍💻 漢字 한국어\t\t  x   \n", "e\u0301 ç ã", "  fim  "]
+    for s in dificeis + [texto_aleatorio(sorteio) for _ in range(1000)]:
+        for tok in (nosso_gpt2, treinado):
+            assert tok.decode(tok.encode(s)) == s, repr(s)
+
+
+def test_treino_deterministico_e_prefixo(texto_treino, treinado):
+    de_novo = BPETokenizer().train(texto_treino, vocab_size=700)
+    assert de_novo.merges == treinado.merges and de_novo.vocab == treinado.vocab
+    assert list(de_novo.merges) == list(treinado.merges)  # mesma ordem
+    assert treinado.n_vocab == 700 and len(treinado.merges) == 700 - 256 - 1
+    assert treinado.special_tokens == {"<|endoftext|>": 699}
+    menor = BPETokenizer().train(texto_treino, vocab_size=400)
+    assert list(treinado.merges.items())[:len(menor.merges)] == list(menor.merges.items())
+
+
+def test_treino_aprende_portugues(treinado):
+    tokens = set(treinado.vocab.values())
+    for pedaco in ["ão", " de", " que", "ç"]:
+        assert pedaco.encode("utf-8") in tokens, pedaco
+    # comprime: bem menos tokens que bytes
+    texto = load_text("memorial-de-aires")[:20_000]
+    assert len(treinado.encode(texto)) < 0.5 * len(texto.encode("utf-8"))
+
+
+def test_tokens_especiais_e_erros(treinado):
+    s = "Capitu<|endoftext|>Bentinho"
+    with pytest.raises(ValueError, match="allowed_special"):
+        treinado.encode(s)
+    ids = treinado.encode(s, allowed_special={"<|endoftext|>"})
+    assert ids.count(699) == 1 and treinado.decode(ids) == s
+    assert treinado.encode(s, allowed_special="all") == ids
+    with pytest.raises(ValueError, match="não existe"):
+        treinado.decode([10_000])
+    with pytest.raises(ValueError, match="pequeno demais"):
+        BPETokenizer().train("abc", vocab_size=100)
+    with pytest.raises(ValueError, match="vazio"):
+        BPETokenizer().train("", vocab_size=300)
+    with pytest.raises(ValueError, match="UTF-8"):
+        treinado.encode("a\ud800b")
+
+
+def test_pre_tokenizacao_igual_ao_padrao_original():
+    regex = pytest.importorskip("regex")  # o módulo `regex` entende \p{L}; o curso não depende dele
+    original = regex.compile(r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s""")
+    sorteio = random.Random(3)
+    for _ in range(3000):
+        s = texto_aleatorio(sorteio)
+        assert gpt2_pretokenizer().findall(s) == original.findall(s), repr(s)
+
+
+def test_gptdataset_formatos_e_deslocamento(tiktoken_gpt2):
+    texto = load_text("domCasmurro")[:5000]
+    ids = tiktoken_gpt2.encode(texto)
+    for max_length, stride in [(4, 1), (8, 4), (16, 16)]:
+        ds = GPTDataset(texto, tiktoken_gpt2, max_length=max_length, stride=stride)
+        assert len(ds) == len(range(0, len(ids) - max_length, stride))
+        for i in (0, len(ds) - 1):
+            x, y = ds[i]
+            assert x.shape == y.shape == (max_length,) and x.dtype == torch.long
+            assert x.tolist() == ids[i * stride:i * stride + max_length]
+            assert y.tolist() == ids[i * stride + 1:i * stride + max_length + 1]
+    with pytest.raises(ValueError):
+        GPTDataset("curto demais", tiktoken_gpt2, max_length=50, stride=1)
+
+
+def test_create_dataloader(treinado):
+    texto = load_text("domCasmurro")[:20_000]
+    carregador = create_dataloader(texto, batch_size=8, max_length=32, stride=32, shuffle=False)
+    x, y = next(iter(carregador))
+    assert x.shape == y.shape == (8, 32)
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    assert torch.equal(x[1:, 0], y[:-1, -1])  # stride = max_length: janelas encostadas
+    assert all(xb.shape[0] == 8 for xb, _ in carregador)  # drop_last
+    # qualquer tokenizador com encode(texto, allowed_special=...) serve, inclusive o nosso BPE
+    nosso = create_dataloader(texto, batch_size=4, max_length=16, stride=8, shuffle=False, tokenizer=treinado)
+    xb, yb = next(iter(nosso))
+    assert xb.shape == (4, 16) and int(xb.max()) < treinado.n_vocab
