@@ -1,0 +1,328 @@
+"""Testes do capítulo 05 (pré-treino): perda, geração, checkpoints, pesos do GPT-2 e modelo base.
+
+Tudo roda offline e em segundos: modelos minúsculos, um `model.safetensors` escrito aqui no formato do
+Hugging Face e um pré-treino de 2 segundos. Arquivos vão para pastas temporárias (LLM_CACHE_DIR, LLM_ARTEFATOS).
+"""
+import math
+import time
+
+import pytest
+import torch
+
+import curso
+from curso import (DownloadError, GPTModel, base_checkpoint_path, calc_loss_batch, calc_loss_loader,
+                   download_gpt2_weights, generate, generate_text_simple, gpt2_config, load_base_model,
+                   load_checkpoint, load_gpt2, load_pretraining_texts, load_text, save_checkpoint)
+
+MINI = {"vocab_size": 50, "context_length": 8, "emb_dim": 16, "n_heads": 2, "n_layers": 1,
+        "drop_rate": 0.0, "qkv_bias": False}
+
+
+@pytest.fixture
+def mini():
+    torch.manual_seed(0)
+    return GPTModel(MINI).eval()
+
+
+@pytest.fixture
+def pastas(tmp_path, monkeypatch):
+    """Cache e artefatos em pastas temporárias; sem espelho, a menos que o teste ponha um."""
+    monkeypatch.setenv("LLM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LLM_ARTEFATOS", str(tmp_path / "artefatos"))
+    return tmp_path
+
+
+def arquivos_em(pasta):
+    return sorted(p for p in pasta.rglob("*") if p.is_file()) if pasta.exists() else []
+
+
+# ---------------------------------------------------------------- perda
+
+def test_calc_loss_batch_e_a_media_de_menos_log_prob_do_alvo(mini):
+    x = torch.randint(0, MINI["vocab_size"], (3, 6))
+    y = torch.randint(0, MINI["vocab_size"], (3, 6))
+    with torch.no_grad():
+        probas = torch.softmax(mini(x), dim=-1)
+        manual = -torch.log(probas.gather(-1, y.unsqueeze(-1))).mean()
+        perda = calc_loss_batch(x, y, mini, "cpu")
+    assert perda.shape == ()
+    assert torch.allclose(perda, manual, atol=1e-5)
+
+
+def test_modelo_sem_treino_tem_perda_perto_de_ln_do_vocabulario():
+    torch.manual_seed(0)
+    modelo = GPTModel({**MINI, "vocab_size": 50257}).eval()
+    x = torch.randint(0, 50257, (4, 8))
+    y = torch.randint(0, 50257, (4, 8))
+    with torch.no_grad():
+        perda = calc_loss_batch(x, y, modelo, "cpu").item()
+    assert abs(perda - math.log(50257)) < 0.5
+
+
+def test_calc_loss_loader_respeita_num_batches_e_lida_com_carregador_vazio(mini):
+    lotes = [(torch.randint(0, 50, (2, 4)), torch.randint(0, 50, (2, 4))) for _ in range(3)]
+    with torch.no_grad():
+        primeira = calc_loss_batch(*lotes[0], mini, "cpu").item()
+        assert calc_loss_loader(lotes, mini, "cpu", num_batches=1) == pytest.approx(primeira)
+        media = sum(calc_loss_batch(x, y, mini, "cpu").item() for x, y in lotes) / 3
+        assert calc_loss_loader(lotes, mini, "cpu") == pytest.approx(media)
+        assert math.isnan(calc_loss_loader([], mini, "cpu"))
+
+
+def test_textos_do_modo_rapido_sao_um_corte_contiguo_90_10():
+    treino, val = load_pretraining_texts("rapido")
+    completo = load_text("domCasmurro")
+    assert treino + val == completo
+    assert len(treino) == int(len(completo) * 0.9)
+
+
+def test_modo_completo_deixa_livros_inteiros_fora_do_treino():
+    cfg = curso.PRETRAIN_SETTINGS["completo"]
+    assert cfg["val_books"] and not set(cfg["val_books"]) & set(cfg["train_books"])
+    assert set(cfg["val_books"]) | set(cfg["train_books"]) == set(curso.MACHADO_BOOKS)
+
+
+# ---------------------------------------------------------------- generate
+
+def test_prompt_vazio_da_erro_claro(mini):
+    with pytest.raises(ValueError, match="prompt está vazio"):
+        generate(mini, torch.zeros((1, 0), dtype=torch.long), max_new_tokens=3, context_size=8)
+    with pytest.raises(ValueError, match="formato"):
+        generate(mini, torch.tensor([1, 2, 3]), max_new_tokens=3, context_size=8)
+
+
+@pytest.mark.parametrize("opcoes, trecho", [({"temperature": -1.0}, "negativa"), ({"temperature": 1.0, "top_k": 0}, "top_k"),
+                                            ({"temperature": 1.0, "top_p": 0.0}, "top_p"),
+                                            ({"temperature": 1.0, "top_p": 1.5}, "top_p")])
+def test_parametros_invalidos_dao_erro_claro(mini, opcoes, trecho):
+    with pytest.raises(ValueError, match=trecho):
+        generate(mini, torch.tensor([[1]]), max_new_tokens=2, context_size=8, **opcoes)
+
+
+def test_prompt_maior_que_o_contexto_usa_so_os_ultimos_tokens(mini):
+    longo = torch.randint(0, 50, (1, 20))                    # 20 tokens; o modelo só tem 8 posições
+    vistos = []
+    gancho = mini.register_forward_pre_hook(lambda _m, args: vistos.append(args[0].shape[1]))
+    saida = generate(mini, longo, max_new_tokens=5, context_size=8)
+    gancho.remove()
+    assert max(vistos) == 8
+    assert torch.equal(saida[:, :20], longo)
+    so_o_fim = generate(mini, longo[:, -8:], max_new_tokens=5, context_size=8)
+    assert torch.equal(saida[:, 20:], so_o_fim[:, 8:])
+
+
+def test_temperatura_zero_e_top_k_1_sao_a_escolha_gulosa(mini):
+    prompt = torch.tensor([[3, 7, 1]])
+    guloso = generate_text_simple(mini, prompt, 6, 8)
+    assert torch.equal(generate(mini, prompt, 6, 8, temperature=0.0), guloso)
+    for semente in range(5):
+        torch.manual_seed(semente)
+        assert torch.equal(generate(mini, prompt, 6, 8, temperature=1.5, top_k=1), guloso)
+
+
+def test_top_p_mantem_pelo_menos_um_token(mini):
+    prompt = torch.tensor([[3, 7, 1]])
+    guloso = generate_text_simple(mini, prompt, 6, 8)
+    torch.manual_seed(0)
+    assert torch.equal(generate(mini, prompt, 6, 8, temperature=1.0, top_p=1e-9), guloso)
+
+
+def test_amostras_ficam_dentro_do_top_k_e_do_nucleo(mini):
+    prompt = torch.tensor([[3, 7, 1]]).repeat(200, 1)
+    with torch.no_grad():
+        probs = torch.softmax(mini(prompt[:1])[0, -1], dim=-1)
+    torch.manual_seed(0)
+    sorteados = set(generate(mini, prompt, 1, 8, temperature=1.0, top_k=3)[:, -1].tolist())
+    assert sorteados <= set(torch.topk(probs, 3).indices.tolist())
+    ordenadas, indices = torch.sort(probs, descending=True)
+    nucleo = set(indices[(torch.cumsum(ordenadas, 0) - ordenadas) < 0.5].tolist())
+    torch.manual_seed(0)
+    sorteados = set(generate(mini, prompt, 1, 8, temperature=1.0, top_p=0.5)[:, -1].tolist())
+    assert sorteados <= nucleo and len(sorteados) >= 1
+
+
+def test_amostragem_com_semente_se_repete(mini):
+    prompt = torch.tensor([[3]])
+    saidas = []
+    for semente in (123, 123, 7):
+        torch.manual_seed(semente)
+        saidas.append(generate(mini, prompt, 7, 8, temperature=2.0))
+    assert torch.equal(saidas[0], saidas[1])
+    assert not torch.equal(saidas[0], saidas[2])
+
+
+def test_para_no_eos_sem_incluir_o_token(mini):
+    prompt = torch.tensor([[3, 7, 1]])
+    guloso = generate_text_simple(mini, prompt, 6, 8)[0, 3:].tolist()
+    primeiro = guloso[0]
+    assert generate(mini, prompt, 6, 8, eos_id=primeiro).shape[1] == 3
+    ausente = next(t for t in range(50) if t not in guloso)
+    assert generate(mini, prompt, 6, 8, eos_id=ausente).shape[1] == 3 + 6
+
+
+def test_generate_usa_modo_de_avaliacao_e_devolve_o_modo_original():
+    torch.manual_seed(0)
+    modelo = GPTModel({**MINI, "drop_rate": 0.5}).train()
+    prompt = torch.tensor([[3, 7, 1]])
+    a = generate(modelo, prompt, 6, 8)
+    b = generate(modelo, prompt, 6, 8)
+    assert torch.equal(a, b)                                   # sem dropout durante a geração
+    assert modelo.training
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def test_checkpoint_volta_com_logits_identicos_e_otimizador(tmp_path, mini):
+    otimizador = torch.optim.AdamW(mini.parameters(), lr=1e-3)
+    x = torch.randint(0, 50, (2, 8))
+    calc_loss_batch(x, x, mini, "cpu").backward()
+    otimizador.step()
+    caminho = save_checkpoint(tmp_path / "ckpt" / "mini.pt", mini, otimizador, MINI, historico={"val": [1.0]})
+    assert not list(caminho.parent.glob("*.part"))
+    assert set(torch.load(caminho, weights_only=True)) >= {"config", "model_state_dict", "optimizer_state_dict"}
+
+    recarregado, pacote = load_checkpoint(caminho)
+    assert pacote["config"] == MINI and pacote["historico"] == {"val": [1.0]}
+    with torch.no_grad():
+        assert torch.equal(mini.eval()(x), recarregado.eval()(x))
+
+    modelo_novo = GPTModel(MINI)
+    otimizador_novo = torch.optim.AdamW(modelo_novo.parameters(), lr=1e-3)
+    devolvido, _ = load_checkpoint(caminho, optimizer=otimizador_novo, model=modelo_novo)
+    assert devolvido is modelo_novo
+    assert otimizador_novo.state_dict()["state"][0]["step"] == 1
+    assert torch.equal(otimizador_novo.state_dict()["state"][0]["exp_avg"],
+                       otimizador.state_dict()["state"][0]["exp_avg"])
+
+
+def test_checkpoint_ausente_diz_o_arquivo(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nao-existe.pt"):
+        load_checkpoint(tmp_path / "nao-existe.pt")
+
+
+def test_arquivo_que_nao_e_checkpoint_da_erro_claro(tmp_path):
+    texto = tmp_path / "texto.pt"
+    texto.write_text("isto não é um checkpoint")
+    with pytest.raises(ValueError, match="texto.pt"):
+        load_checkpoint(texto)
+    sem_chaves = tmp_path / "sem-chaves.pt"
+    torch.save({"pesos": torch.zeros(2)}, sem_chaves)
+    with pytest.raises(ValueError, match=r"sem-chaves.pt não é um checkpoint do curso"):
+        load_checkpoint(sem_chaves)
+
+
+def test_checkpoint_que_nao_combina_diz_o_arquivo_e_o_que_difere(tmp_path, mini):
+    mentiroso = save_checkpoint(tmp_path / "mentiroso.pt", mini, config={**MINI, "emb_dim": 32})
+    with pytest.raises(ValueError, match=r"mentiroso.pt.*formatos diferentes.*tok_emb.weight"):
+        load_checkpoint(mentiroso)
+    certo = save_checkpoint(tmp_path / "certo.pt", mini, config=MINI)
+    with pytest.raises(ValueError, match=r"certo.pt não combina com o modelo recebido.*faltam"):
+        load_checkpoint(certo, model=GPTModel({**MINI, "n_layers": 2}))
+    with pytest.raises(ValueError, match=r"certo.pt não guardou o estado do otimizador"):
+        load_checkpoint(certo, optimizer=torch.optim.AdamW(mini.parameters()))
+
+
+# ---------------------------------------------------------------- pesos do GPT-2
+
+def escrever_gpt2_minusculo(destino, monkeypatch):
+    """Escreve um GPT-2 aleatório minúsculo no formato do Hugging Face; devolve o modelo de referência."""
+    transformers = pytest.importorskip("transformers")
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    monkeypatch.setitem(curso.GPT2_SIZES, "gpt2", {"emb_dim": 32, "n_layers": 2, "n_heads": 4})
+    config = transformers.GPT2Config(vocab_size=50257, n_positions=1024, n_embd=32, n_layer=2, n_head=4,
+                                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    torch.manual_seed(0)
+    referencia = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for p in referencia.parameters():
+            p.normal_(0.0, 0.1)                    # pesos longe do padrão (vieses ≠ 0, LayerNorm ≠ 1)
+    pesos = {k.removeprefix("transformer."): v.contiguous().clone()
+             for k, v in referencia.state_dict().items() if not k.startswith("lm_head")}
+    destino.parent.mkdir(parents=True, exist_ok=True)
+    safetensors_torch.save_file(pesos, str(destino))
+    return referencia
+
+
+def test_gpt2_minusculo_do_espelho_carrega_e_bate_com_o_hugging_face(pastas, monkeypatch):
+    espelho = pastas / "espelho"
+    referencia = escrever_gpt2_minusculo(espelho / "gpt2-pesos" / "gpt2" / "model.safetensors", monkeypatch)
+    monkeypatch.setenv("LLM_DADOS_ESPELHO", str(espelho))
+    nosso = load_gpt2("gpt2")
+    assert not nosso.training
+    ids = torch.randint(0, 50257, (2, 12))
+    with torch.no_grad():
+        esperado = referencia(ids).logits
+        obtido = nosso(ids)
+    assert obtido.shape == esperado.shape == (2, 12, 50257)
+    assert torch.allclose(obtido, esperado, atol=1e-4, rtol=1e-4)
+    assert (pastas / "cache" / "gpt2-pesos" / "gpt2" / "model.safetensors").is_file()
+
+    monkeypatch.delenv("LLM_DADOS_ESPELHO")                  # segunda vez: vem do cache, sem espelho nem rede
+    with torch.no_grad():
+        assert torch.equal(load_gpt2("gpt2")(ids), obtido)
+
+
+def test_arquivo_que_nao_e_gpt2_no_espelho_e_recusado_sem_sujar_o_cache(pastas, monkeypatch):
+    falso = pastas / "espelho" / "gpt2-pesos" / "gpt2" / "model.safetensors"
+    falso.parent.mkdir(parents=True)
+    falso.write_bytes(b"<html>pagina de erro</html>")
+    monkeypatch.setenv("LLM_DADOS_ESPELHO", str(pastas / "espelho"))
+    with pytest.raises(DownloadError, match="não tem o conteúdo esperado"):
+        download_gpt2_weights("gpt2")
+    assert arquivos_em(pastas / "cache") == []
+
+
+def test_url_inalcancavel_falha_rapido_em_portugues_sem_deixar_nada(pastas, monkeypatch):
+    monkeypatch.delenv("LLM_DADOS_ESPELHO", raising=False)
+    monkeypatch.setattr(curso, "GPT2_WEIGHTS_URL", "http://127.0.0.1:9/{size}/model.safetensors")
+    inicio = time.perf_counter()
+    with pytest.raises(DownloadError, match=r"Não consegui baixar http://127\.0\.0\.1:9/gpt2/model\.safetensors"):
+        load_gpt2("gpt2")
+    assert time.perf_counter() - inicio < 10
+    assert arquivos_em(pastas / "cache") == []
+
+
+def test_tamanho_desconhecido_do_gpt2():
+    with pytest.raises(ValueError, match="gpt2-medium"):
+        gpt2_config("gpt3")
+    assert gpt2_config("gpt2-xl")["emb_dim"] == 1600 and gpt2_config()["qkv_bias"] is True
+
+
+# ---------------------------------------------------------------- modelo base
+
+def test_fonte_invalida_e_checkpoint_ausente(pastas):
+    with pytest.raises(ValueError, match="source"):
+        load_base_model("rapido", "cpu", source="internet")
+    with pytest.raises(FileNotFoundError, match="05-pretreino-rapido.pt"):
+        load_base_model("rapido", "cpu", source="checkpoint")
+
+
+def test_modelo_base_vem_do_checkpoint_do_capitulo(pastas):
+    config = {**MINI, "vocab_size": 50257}
+    torch.manual_seed(1)
+    modelo = GPTModel(config)
+    save_checkpoint(base_checkpoint_path("rapido"), modelo, None, config)
+    base, config_base, fonte = load_base_model("rapido", "cpu")
+    assert fonte == "checkpoint" and config_base == config and not base.training
+    x = torch.randint(0, 50257, (1, 8))
+    with torch.no_grad():
+        assert torch.equal(base(x), modelo.eval()(x))
+
+
+def test_sem_checkpoint_nem_gpt2_o_modelo_base_e_pre_treinado_e_salvo(pastas, monkeypatch):
+    minusculo = {"model": {"vocab_size": 50257, "context_length": 32, "emb_dim": 16, "n_heads": 2, "n_layers": 1,
+                           "drop_rate": 0.0, "qkv_bias": False},
+                 "train_books": ["domCasmurro"], "val_books": None, "val_fraction": 0.02, "batch_size": 4,
+                 "lr": 1e-2, "weight_decay": 0.1, "num_epochs": 1, "max_steps": 20, "max_seconds": None,
+                 "eval_freq": 10, "eval_iter": 2}
+    monkeypatch.setitem(curso.PRETRAIN_SETTINGS, "completo", minusculo)
+    monkeypatch.setattr(curso, "GPT2_WEIGHTS_URL", "http://127.0.0.1:9/{size}/model.safetensors")
+    monkeypatch.setitem(curso.GPT2_SIZES, "gpt2", {"emb_dim": 16, "n_layers": 1, "n_heads": 2})
+    base, config, fonte = load_base_model("completo", "cpu")     # sem checkpoint; o GPT-2 falha; pré-treina
+    assert fonte == "pretrain" and config == minusculo["model"]
+    _, pacote = load_checkpoint(base_checkpoint_path("completo"))
+    historico = pacote["historico"]
+    assert len(historico["val_losses"]) == 3 and historico["tokens_seen"][-1] == 20 * 4 * 32
+    assert historico["val_losses"][-1] < historico["val_losses"][0] - 1 < math.log(50257)
+    assert historico["val_loss"] < math.log(50257) - 1
+    assert load_base_model("completo", "cpu")[2] == "checkpoint"
