@@ -26,6 +26,12 @@ import tiktoken
 from torch.utils.data import DataLoader, Dataset
 from torch import nn
 from tqdm.auto import tqdm
+import zipfile
+from torch.utils.data import Dataset
+from functools import partial
+import string
+import torch.nn.functional as F
+from collections import Counter
 
 
 # ======================================================================
@@ -1211,3 +1217,737 @@ def load_base_model(mode: str | None = None, device=None, source: str = "auto"):
           f"(até {PRETRAIN_SETTINGS[mode]['max_seconds']} s de treino)...")
     model, _ = pretrain_base_model(mode, device)
     return model.eval(), dict(PRETRAIN_SETTINGS[mode]["model"]), "pretrain"
+
+
+# ======================================================================
+# Capítulo 06-finetuning
+# ======================================================================
+
+FAKEBR_ZIP = "Fake.br-Corpus-master.zip"
+FAKEBR_PAIRS = 3600                       # numerados de 1 a 3602 (faltam o 586 e o 1607)
+FAKEBR_LABELS = ("verdadeira", "falsa")   # rótulo 0 e rótulo 1
+_FAKEBR_MEMBER = re.compile(r"(?:^|/)size_normalized_texts/(fake|true)/(\d+)\.txt$")
+
+
+def _fakebr_members(path: Path) -> dict[tuple[str, int], str]:
+    """Confere o zip do Fake.br e devolve {(pasta, número do par): nome do arquivo dentro do zip}.
+
+    Levanta ValueError (em português, dizendo o que falta) se o zip não abre, está corrompido ou incompleto.
+    """
+    try:
+        with zipfile.ZipFile(path) as arquivo:
+            nomes = arquivo.namelist()
+            defeituoso = arquivo.testzip()
+    except zipfile.BadZipFile as erro:
+        raise ValueError("não é um arquivo zip válido (download interrompido ou arquivo corrompido)") from erro
+    if defeituoso is not None:
+        raise ValueError(f"o zip está corrompido: {defeituoso} não passa na verificação de integridade (CRC)")
+    membros = {}
+    for nome in nomes:
+        achado = _FAKEBR_MEMBER.search(nome)
+        if achado:
+            membros[(achado.group(1), int(achado.group(2)))] = nome
+    numeros = {pasta: {n for p, n in membros if p == pasta} for pasta in ("fake", "true")}
+    if len(numeros["fake"]) != FAKEBR_PAIRS or len(numeros["true"]) != FAKEBR_PAIRS:
+        raise ValueError(f"esperava {FAKEBR_PAIRS} textos falsos e {FAKEBR_PAIRS} verdadeiros em "
+                         f"size_normalized_texts/fake/ e true/, e encontrei {len(numeros['fake'])} e "
+                         f"{len(numeros['true'])}: o zip está incompleto ou não é o do corpus Fake.br")
+    if numeros["fake"] != numeros["true"]:
+        sobra = sorted(numeros["fake"] ^ numeros["true"])[:5]
+        raise ValueError(f"os textos falsos e verdadeiros não formam pares (números sem par: {sobra}): "
+                         f"o zip não é o do corpus Fake.br")
+    return membros
+
+
+def load_fakebr() -> list[dict]:
+    """Corpus Fake.br (textos de tamanho normalizado) como lista de {"texto", "rotulo", "par"}.
+
+    rotulo 1 = falsa, 0 = verdadeira; os dois textos de mesmo "par" tratam do mesmo assunto.
+    O zip vem do cache, do espelho local (LLM_DADOS_ESPELHO) ou do GitHub, e é conferido pelo conteúdo;
+    se não servir, levanta DownloadError explicando o motivo.
+    """
+    caminho = get_data_file(FAKEBR_ZIP, validate=_fakebr_members, quiet=True)
+    membros = _fakebr_members(caminho)
+    exemplos = []
+    with zipfile.ZipFile(caminho) as arquivo:
+        for par in sorted({numero for _, numero in membros}):
+            for rotulo, pasta in ((1, "fake"), (0, "true")):
+                bruto = arquivo.read(membros[(pasta, par)]).decode("utf-8", errors="replace")
+                exemplos.append({"texto": bruto.replace("\r\n", "\n").strip(), "rotulo": rotulo, "par": par})
+    return exemplos
+
+def split_by_pair(examples: list[dict], train_frac: float = 0.7, val_frac: float = 0.1,
+                  seed: int = 123) -> tuple[list[dict], list[dict], list[dict]]:
+    """Divide em (treino, validação, teste) sorteando números de par: os dois textos de um par ficam juntos.
+
+    Cada parte vem na ordem do sorteio (os dois textos de cada par lado a lado), então qualquer trecho inicial dela
+    já é uma amostra ao acaso. Usa random.Random(seed), sem mexer no gerador global: mesma semente, mesma divisão.
+    """
+    if not (0 < train_frac < 1 and 0 <= val_frac < 1 and train_frac + val_frac < 1):
+        raise ValueError(f"Frações inválidas: treino={train_frac}, validação={val_frac}. Use valores entre 0 e 1 "
+                         f"com soma menor que 1 (o resto vai para o teste).")
+    por_par: dict[int, list[dict]] = {}
+    for exemplo in examples:
+        por_par.setdefault(exemplo["par"], []).append(exemplo)
+    pares = sorted(por_par)
+    random.Random(seed).shuffle(pares)
+    n_train = round(len(pares) * train_frac)
+    n_val = round(len(pares) * val_frac)
+    fatias = (pares[:n_train], pares[n_train:n_train + n_val], pares[n_train + n_val:])
+    return tuple([e for par in fatia for e in por_par[par]] for fatia in fatias)
+
+
+def sample_pairs(examples: list[dict], num_pairs: int | None, seed: int = 123) -> list[dict]:
+    """Amostra sorteada de `num_pairs` pares inteiros (os dois textos de cada um); None = todos."""
+    pares = sorted({e["par"] for e in examples})
+    if num_pairs is None or num_pairs >= len(pares):
+        return list(examples)
+    escolhidos = set(random.Random(seed).sample(pares, num_pairs))
+    return [e for e in examples if e["par"] in escolhidos]
+
+class FakeNewsDataset(Dataset):
+    """Notícias tokenizadas, truncadas em `max_length` tokens e preenchidas com `pad_token_id` até esse tamanho.
+
+    Cada item é (ids de formato (max_length,), rótulo). `lengths` guarda quantos tokens cada texto tinha antes do
+    corte. O texto é codificado com disallowed_special=(), então o id de preenchimento nunca aparece no meio dele.
+    """
+
+    def __init__(self, examples: list[dict], tokenizer, max_length: int, pad_token_id: int = 50256):
+        if max_length < 1:
+            raise ValueError(f"max_length precisa ser pelo menos 1 (recebi {max_length}).")
+        self.max_length = max_length
+        self.pad_token_id = pad_token_id
+        self.input_ids, self.labels, self.lengths = [], [], []
+        for i, exemplo in enumerate(examples):
+            ids = tokenizer.encode(exemplo["texto"], disallowed_special=())
+            if not ids:
+                raise ValueError(f"O exemplo {i} (par {exemplo.get('par')}) tem texto vazio.")
+            self.lengths.append(len(ids))
+            ids = ids[:max_length]
+            self.input_ids.append(ids + [pad_token_id] * (max_length - len(ids)))
+            self.labels.append(int(exemplo["rotulo"]))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return torch.tensor(self.input_ids[i]), torch.tensor(self.labels[i])
+
+def add_classification_head(model: "GPTModel", num_classes: int = 2, trainable: str = "all") -> "GPTModel":
+    """Troca a cabeça de vocabulário por Linear(emb_dim, num_classes) e escolhe o que vai aprender.
+
+    trainable: "head" (só a cabeça nova), "last_block" (último bloco transformer + norma final + cabeça, como no
+    livro) ou "all" (o modelo inteiro). Os parâmetros restantes ficam congelados (requires_grad=False).
+    """
+    opcoes = ("head", "last_block", "all")
+    if trainable not in opcoes:
+        raise ValueError(f"trainable={trainable!r} não existe. Opções: {', '.join(opcoes)}.")
+    for parametro in model.parameters():
+        parametro.requires_grad = trainable == "all"
+    if trainable == "last_block":
+        for parametro in [*model.trf_blocks[-1].parameters(), *model.final_norm.parameters()]:
+            parametro.requires_grad = True
+    model.out_head = nn.Linear(model.out_head.in_features, num_classes).to(model.tok_emb.weight.device)
+    return model
+
+
+def classifier_logits(model, input_batch: torch.Tensor, pad_token_id: int = 50256) -> torch.Tensor:
+    """Logits (lote, classes) lidos na posição do último token real de cada linha (antes do preenchimento)."""
+    logits = model(input_batch)                                  # (lote, posições, classes)
+    n_reais = (input_batch != pad_token_id).sum(dim=1)           # (lote,)
+    ultima = (n_reais - 1).clamp(min=0)
+    linhas = torch.arange(input_batch.shape[0], device=input_batch.device)
+    return logits[linhas, ultima]                                # (lote, classes)
+
+def calc_loss_batch_classifier(input_batch: torch.Tensor, target_batch: torch.Tensor, model, device,
+                               pad_token_id: int = 50256) -> torch.Tensor:
+    """Entropia cruzada da classificação em um lote, lida no último token real de cada texto."""
+    input_batch, target_batch = input_batch.to(device), target_batch.to(device)
+    logits = classifier_logits(model, input_batch, pad_token_id)
+    return torch.nn.functional.cross_entropy(logits, target_batch)
+
+
+def calc_loss_loader_classifier(data_loader, model, device, num_batches: int | None = None,
+                                pad_token_id: int = 50256) -> float:
+    """Perda média de classificação em até `num_batches` lotes (todos, se None), sem gradiente."""
+    if len(data_loader) == 0:
+        return float("nan")
+    num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
+    total = 0.0
+    with torch.no_grad():
+        for i, (input_batch, target_batch) in enumerate(data_loader):
+            if i >= num_batches:
+                break
+            total += calc_loss_batch_classifier(input_batch, target_batch, model, device, pad_token_id).item()
+    return total / num_batches
+
+
+def calc_accuracy_loader(data_loader, model, device, num_batches: int | None = None,
+                         pad_token_id: int = 50256) -> float:
+    """Fração de acertos em até `num_batches` lotes (todos, se None), com o modelo em modo de avaliação."""
+    if len(data_loader) == 0:
+        return float("nan")
+    num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
+    estava_treinando = model.training
+    model.eval()
+    acertos, vistos = 0, 0
+    with torch.no_grad():
+        for i, (input_batch, target_batch) in enumerate(data_loader):
+            if i >= num_batches:
+                break
+            logits = classifier_logits(model, input_batch.to(device), pad_token_id)
+            acertos += (logits.argmax(dim=-1) == target_batch.to(device)).sum().item()
+            vistos += target_batch.shape[0]
+    model.train(estava_treinando)
+    return acertos / vistos
+
+def evaluate_classifier(model, train_loader, val_loader, device, eval_iter: int,
+                        pad_token_id: int = 50256) -> tuple[float, float, float, float]:
+    """(perda de treino, perda de validação, acurácia de treino, acurácia de validação) em `eval_iter` lotes."""
+    model.eval()
+    train_loss = calc_loss_loader_classifier(train_loader, model, device, eval_iter, pad_token_id)
+    val_loss = calc_loss_loader_classifier(val_loader, model, device, eval_iter, pad_token_id)
+    train_acc = calc_accuracy_loader(train_loader, model, device, eval_iter, pad_token_id)
+    val_acc = calc_accuracy_loader(val_loader, model, device, eval_iter, pad_token_id)
+    model.train()
+    return train_loss, val_loss, train_acc, val_acc
+
+
+def train_classifier_simple(model, train_loader, val_loader, optimizer, device, num_epochs: int, eval_freq: int,
+                            eval_iter: int, pad_token_id: int = 50256):
+    """Laço de fine-tuning de classificação, com barra de progresso e avaliação a cada `eval_freq` passos.
+
+    Devolve (train_losses, val_losses, train_accs, val_accs, examples_seen): as quatro métricas de cada
+    avaliação e quantos exemplos de treino o modelo tinha visto em cada uma.
+    """
+    train_losses, val_losses, train_accs, val_accs, examples_seen = [], [], [], [], []
+    vistos, global_step = 0, -1
+    barra = tqdm(total=num_epochs * len(train_loader), desc="fine-tuning")
+    for epoch in range(num_epochs):
+        model.train()
+        for input_batch, target_batch in train_loader:
+            optimizer.zero_grad()
+            loss = calc_loss_batch_classifier(input_batch, target_batch, model, device, pad_token_id)
+            loss.backward()
+            optimizer.step()
+            vistos += input_batch.shape[0]
+            global_step += 1
+            barra.update(1)
+            if global_step % eval_freq == 0:
+                metricas = evaluate_classifier(model, train_loader, val_loader, device, eval_iter, pad_token_id)
+                for lista, valor in zip((train_losses, val_losses, train_accs, val_accs), metricas):
+                    lista.append(valor)
+                examples_seen.append(vistos)
+                barra.set_postfix(perda_val=f"{metricas[1]:.3f}", acc_val=f"{metricas[3]:.0%}")
+        acc_val = calc_accuracy_loader(val_loader, model, device, pad_token_id=pad_token_id)
+        barra.write(f"época {epoch + 1}: acurácia na validação inteira {acc_val:.1%}")
+    barra.close()
+    return train_losses, val_losses, train_accs, val_accs, examples_seen
+
+def classify_text(text: str, model, tokenizer, device, max_length: int,
+                  pad_token_id: int = 50256) -> tuple[str, float]:
+    """Classifica uma notícia: devolve ("falsa" ou "verdadeira", probabilidade dessa classe).
+
+    Lê só os primeiros `max_length` tokens (limitados ao contexto do modelo) e avisa quando corta o texto.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"classify_text espera um texto (str), mas recebeu {type(text).__name__}.")
+    if not text.strip():
+        raise ValueError("O texto está vazio: escreva a notícia que você quer classificar.")
+    limite = min(max_length, model.pos_emb.weight.shape[0])
+    ids = tokenizer.encode(text, disallowed_special=())
+    if len(ids) > limite:
+        print(f"Aviso: o texto tem {len(ids)} tokens; o classificador lê só os primeiros {limite}.")
+        ids = ids[:limite]
+    entrada = torch.tensor([ids + [pad_token_id] * (limite - len(ids))], device=device)
+    estava_treinando = model.training
+    model.eval()
+    with torch.no_grad():
+        probs = torch.softmax(classifier_logits(model, entrada, pad_token_id), dim=-1)[0]
+    model.train(estava_treinando)
+    classe = int(probs.argmax())
+    return FAKEBR_LABELS[classe], probs[classe].item()
+
+
+# ======================================================================
+# Capítulo 07-instrucoes
+# ======================================================================
+
+INSTRUCTION_SETTINGS = {
+    "rapido": {"base_source": "auto", "preambulo": False, "train_open": False, "mask_prompt": True,
+               "batch_size": 8, "lr": 3e-3, "weight_decay": 0.1, "num_epochs": 20, "max_seconds": 160,
+               "eval_freq": 100, "eval_iter": 3, "allowed_max_length": 128, "max_new_tokens": 10},
+    "completo": {"base_source": "gpt2", "preambulo": True, "train_open": True, "mask_prompt": True,
+                 "batch_size": 8, "lr": 5e-5, "weight_decay": 0.1, "num_epochs": 3, "max_seconds": 1800,
+                 "eval_freq": 50, "eval_iter": 5, "allowed_max_length": 1024, "max_new_tokens": 10},
+}
+
+OPEN_TASK = "aberta"   # tarefa das perguntas abertas: mostradas, mas sem nota automática
+
+
+def instruction_data_path() -> Path:
+    """Caminho do conjunto de instruções do curso (`07-instrucoes/dados/instrucoes.json`)."""
+    return project_root() / "07-instrucoes" / "dados" / "instrucoes.json"
+
+
+def load_instruction_data(path: str | Path | None = None) -> list[dict]:
+    """Todos os exemplos do conjunto de instruções (dicionários com instrucao, entrada, saida, tarefa, particao)."""
+    path = Path(path) if path is not None else instruction_data_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"Não encontrei o conjunto de instruções em {path}. Ele vem com o repositório "
+                                f"(07-instrucoes/dados/); para recriá-lo, rode `python gerar_instrucoes.py` "
+                                f"nessa pasta.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_instruction_splits(path: str | Path | None = None) -> tuple[list[dict], list[dict], list[dict]]:
+    """As partições (treino, validação, teste) do conjunto de instruções, na ordem do arquivo."""
+    dados = load_instruction_data(path)
+    return tuple([e for e in dados if e["particao"] == p] for p in ("treino", "validacao", "teste"))
+
+PREAMBULO = ("Abaixo está uma instrução que descreve uma tarefa. "
+             "Escreva uma resposta que complete o pedido de forma adequada.")
+RESPONSE_HEADER = "\n\n### Resposta:"
+
+
+def format_input(entry: dict, preambulo: bool | None = None) -> str:
+    """Prompt no formato Alpaca em português, SEM a resposta: (preâmbulo +) instrução (+ entrada, se houver).
+
+    `preambulo=None` usa o padrão do modo (INSTRUCTION_SETTINGS); True/False força. O texto completo de um
+    exemplo é `format_input(entry) + RESPONSE_HEADER + " " + entry["saida"]`.
+    """
+    if preambulo is None:
+        preambulo = INSTRUCTION_SETTINGS[get_mode()]["preambulo"]
+    texto = f"### Instrução: {entry['instrucao']}"
+    if entry.get("entrada"):
+        texto += f"\n\n### Entrada: {entry['entrada']}"
+    return f"{PREAMBULO}\n\n{texto}" if preambulo else texto
+
+def tokenize_example(entry: dict, tokenizer, preambulo: bool | None = None) -> tuple[list[int], int]:
+    """Ids do exemplo completo (prompt + " " + resposta) e quantos deles são do prompt.
+
+    Prompt e resposta são tokenizados separadamente e concatenados: é exatamente o que o modelo vê na
+    geração, quando recebe o prompt e produz a resposta token a token.
+    """
+    prompt_ids = tokenizer.encode(format_input(entry, preambulo) + RESPONSE_HEADER)
+    resposta_ids = tokenizer.encode(" " + entry["saida"])
+    return prompt_ids + resposta_ids, len(prompt_ids)
+
+
+class InstructionDataset(Dataset):
+    """Exemplos de instrução tokenizados. Cada item é (ids do texto completo, nº de tokens do prompt)."""
+
+    def __init__(self, data: list[dict], tokenizer, preambulo: bool | None = None):
+        self.data = data
+        self.encoded = [tokenize_example(e, tokenizer, preambulo) for e in data]
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def __getitem__(self, i: int) -> tuple[list[int], int]:
+        return self.encoded[i]
+
+
+def custom_collate_fn(batch, pad_token_id: int = 50256, ignore_index: int = -100,
+                      allowed_max_length: int | None = None, mask_prompt: bool = False, device="cpu"):
+    """Monta (entradas, alvos) de formato (lote, n) a partir de itens (ids, tamanho_do_prompt) ou só ids.
+
+    Completa com `pad_token_id`, desloca os alvos de uma posição, troca o padding dos alvos por `ignore_index`
+    (menos o primeiro, que marca o fim da resposta) e, com `mask_prompt=True`, ignora também os alvos do prompt.
+    """
+    itens = [item if isinstance(item, tuple) else (item, None) for item in batch]
+    if mask_prompt and any(n is None for _, n in itens):
+        raise ValueError("mask_prompt=True precisa saber o tamanho do prompt: passe itens (ids, tamanho_do_prompt), "
+                         "como os do InstructionDataset.")
+    maior = max(len(ids) for ids, _ in itens) + 1          # +1: o <|endoftext|> de cada sequência
+    entradas, alvos = [], []
+    for ids, n_prompt in itens:
+        sequencia = list(ids) + [pad_token_id] * (maior - len(ids))
+        entrada = torch.tensor(sequencia[:-1])
+        alvo = torch.tensor(sequencia[1:])
+        alvo[len(ids):] = ignore_index                     # alvo[len(ids) - 1] é o fim de texto: fica
+        if mask_prompt:
+            alvo[:n_prompt - 1] = ignore_index             # alvos que ainda são tokens do prompt
+        if allowed_max_length is not None:
+            entrada, alvo = entrada[:allowed_max_length], alvo[:allowed_max_length]
+        entradas.append(entrada)
+        alvos.append(alvo)
+    return torch.stack(entradas).to(device), torch.stack(alvos).to(device)
+
+
+def create_instruction_dataloader(data: list[dict], batch_size: int = 8, shuffle: bool = True,
+                                  drop_last: bool = True, preambulo: bool | None = None, mask_prompt: bool = False,
+                                  allowed_max_length: int | None = None, tokenizer=None) -> DataLoader:
+    """DataLoader de lotes de instrução prontos para o `train_model_simple` do capítulo 05."""
+    tokenizer = tokenizer or tiktoken.get_encoding("gpt2")
+    collate = partial(custom_collate_fn, mask_prompt=mask_prompt, allowed_max_length=allowed_max_length)
+    return DataLoader(InstructionDataset(data, tokenizer, preambulo), batch_size=batch_size, shuffle=shuffle,
+                      drop_last=drop_last, collate_fn=collate)
+
+def normalize_answer(texto: str, ignore_accents: bool = False) -> str:
+    """Normaliza uma resposta para comparação: minúsculas, espaços colapsados, sem pontuação nas bordas
+    e, com `ignore_accents=True`, sem acentos."""
+    texto = unicodedata.normalize("NFC", texto).lower()
+    texto = re.sub(r"\s+", " ", texto).strip(string.punctuation + " …«»“”‘’")
+    if ignore_accents:
+        texto = "".join(c for c in unicodedata.normalize("NFD", texto) if not unicodedata.combining(c))
+    return texto
+
+
+def exact_match(prediction: str, reference: str, ignore_accents: bool = False) -> bool:
+    """True se as duas respostas ficam iguais depois de `normalize_answer`."""
+    return normalize_answer(prediction, ignore_accents) == normalize_answer(reference, ignore_accents)
+
+
+def extract_response(texto_gerado: str) -> str:
+    """A resposta dentro de um texto gerado: o que vem depois de '### Resposta:', até o fim de texto
+    ou a primeira quebra de linha."""
+    resposta = texto_gerado.split(RESPONSE_HEADER.strip())[-1]
+    resposta = resposta.split("<|endoftext|>")[0].strip()
+    return resposta.split("\n")[0].strip()
+
+
+def generate_response(model, entry: dict, tokenizer=None, preambulo: bool | None = None,
+                      max_new_tokens: int = 40, device=None) -> str:
+    """Gera (de forma gulosa) a resposta do modelo para um exemplo e a devolve já extraída."""
+    tokenizer = tokenizer or tiktoken.get_encoding("gpt2")
+    device = device or next(model.parameters()).device
+    prompt = format_input(entry, preambulo) + RESPONSE_HEADER
+    ids = text_to_token_ids(prompt, tokenizer).to(device)
+    model.eval()
+    saida = generate(model, ids, max_new_tokens, context_size=model.pos_emb.weight.shape[0], eos_id=50256)
+    return extract_response(token_ids_to_text(saida, tokenizer))
+
+
+def evaluate_instructions(model, entries: list[dict], tokenizer=None, preambulo: bool | None = None,
+                          max_new_tokens: int = 10, device=None, desc: str = "avaliando") -> list[dict]:
+    """Gera a resposta de cada exemplo. Devolve cópias dos exemplos com a chave 'resposta' acrescentada."""
+    from tqdm.auto import tqdm
+
+    return [{**e, "resposta": generate_response(model, e, tokenizer, preambulo, max_new_tokens, device)}
+            for e in tqdm(entries, desc=desc)]
+
+
+def score_by_task(results: list[dict], ignore_accents: bool = False) -> dict:
+    """Acerto exato por tarefa e geral, só nos exemplos verificáveis (tarefa diferente de 'aberta')."""
+    acertos: dict[str, list[bool]] = {}
+    for r in results:
+        if r["tarefa"] != OPEN_TASK:
+            acertos.setdefault(r["tarefa"], []).append(exact_match(r["resposta"], r["saida"], ignore_accents))
+    todos = [a for lista in acertos.values() for a in lista]
+    return {"geral": sum(todos) / max(len(todos), 1),
+            "por_tarefa": {t: sum(lista) / len(lista) for t, lista in acertos.items()}}
+
+def calc_loss_batch_masked(input_batch: torch.Tensor, target_batch: torch.Tensor, model, device,
+                           ignore_index: int = -100) -> torch.Tensor:
+    """A mesma perda de `calc_loss_batch`, calculando a cabeça de saída só onde o alvo não é `ignore_index`.
+
+    Percorre as camadas do GPTModel como o `forward` dele, mas entrega à cabeça (a parte mais cara) só as
+    posições que entram na perda — com o prompt mascarado, poucas por exemplo.
+    """
+    input_batch, target_batch = input_batch.to(device), target_batch.to(device)
+    posicoes = torch.arange(input_batch.shape[1], device=device)
+    x = model.drop_emb(model.tok_emb(input_batch) + model.pos_emb(posicoes))
+    x = model.final_norm(model.trf_blocks(x))               # (lote, posições, emb_dim)
+    contam = target_batch != ignore_index                     # (lote, posições)
+    logits = model.out_head(x[contam])                        # (posições que contam, vocab_size)
+    return torch.nn.functional.cross_entropy(logits, target_batch[contam])
+
+def train_instruction_model(model, train_loader, val_loader, optimizer, device, num_epochs: int, eval_freq: int,
+                            eval_iter: int, sample_entries: list[dict], tokenizer,
+                            max_seconds: float | None = None, preambulo: bool | None = None):
+    """Laço do ajuste fino por instruções: o `train_model_simple` do capítulo 05 com a perda mascarada.
+
+    Avalia a cada `eval_freq` passos; ao fim de cada época, imprime as respostas do modelo a `sample_entries`.
+    Devolve (train_losses, val_losses, track_tokens_seen).
+    """
+    train_losses, val_losses, track_tokens_seen = [], [], []
+    tokens_seen, global_step = 0, -1
+    inicio = time.perf_counter()
+    acabou_tempo = False
+    barra = tqdm(total=num_epochs * len(train_loader), desc="ajuste fino", unit="passo")
+    for epoch in range(num_epochs):
+        model.train()
+        for input_batch, target_batch in train_loader:
+            optimizer.zero_grad()
+            loss = calc_loss_batch_masked(input_batch, target_batch, model, device)
+            loss.backward()
+            optimizer.step()
+            tokens_seen += input_batch.numel()
+            global_step += 1
+            barra.update(1)
+            acabou_tempo = max_seconds is not None and time.perf_counter() - inicio > max_seconds
+            if global_step % eval_freq == 0 or acabou_tempo:
+                train_loss, val_loss = evaluate_model(model, train_loader, val_loader, device, eval_iter)
+                train_losses.append(train_loss)
+                val_losses.append(val_loss)
+                track_tokens_seen.append(tokens_seen)
+                barra.set_postfix(treino=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
+            if acabou_tempo:
+                break
+        respostas = [generate_response(model, e, tokenizer, preambulo, max_new_tokens=10, device=device)
+                     for e in sample_entries]
+        barra.write(f"época {epoch + 1:2d}, passo {global_step:4d}: " + " | ".join(map(repr, respostas)))
+        if acabou_tempo:
+            barra.write(f"tempo esgotado ({max_seconds:.0f} s): treino interrompido.")
+            break
+    barra.close()
+    return train_losses, val_losses, track_tokens_seen
+
+
+def instruction_checkpoint_path(mode: str | None = None) -> Path:
+    """Onde o capítulo 07 guarda o modelo ajustado para instruções de cada modo."""
+    return artifacts_dir() / "checkpoints" / f"07-instrucoes-{mode or get_mode()}.pt"
+
+
+def finetune_instructions(model, train_data: list[dict], val_data: list[dict], mode: str | None = None,
+                          device=None, seed: int = 123) -> dict:
+    """Ajuste fino por instruções com a configuração do modo (INSTRUCTION_SETTINGS).
+
+    Treina `model` no lugar e devolve o histórico: perdas de treino/validação, tokens vistos e tempo.
+    """
+    mode = mode or get_mode()
+    device = device or get_device()
+    cfg = INSTRUCTION_SETTINGS[mode]
+    if not cfg["train_open"]:
+        train_data = [e for e in train_data if e["tarefa"] != OPEN_TASK]
+        val_data = [e for e in val_data if e["tarefa"] != OPEN_TASK]
+    set_seed(seed)
+    tokenizer = tiktoken.get_encoding("gpt2")
+    opcoes = {"preambulo": cfg["preambulo"], "mask_prompt": cfg["mask_prompt"],
+              "allowed_max_length": cfg["allowed_max_length"], "tokenizer": tokenizer}
+    train_loader = create_instruction_dataloader(train_data, cfg["batch_size"], shuffle=True, drop_last=True, **opcoes)
+    val_loader = create_instruction_dataloader(val_data, cfg["batch_size"], shuffle=False, drop_last=False, **opcoes)
+    model.to(device)
+    # fused=True faz todas as contas do AdamW de uma vez (CPU e CUDA): no modo rápido, o passo cai quase à metade
+    fundido = torch.device(device).type in ("cpu", "cuda")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"], fused=fundido)
+    amostras = [next(e for e in val_data if e["tarefa"] == t) for t in ("capital", "sentimento", "maior_numero")]
+    inicio = time.perf_counter()
+    train_losses, val_losses, tokens_seen = train_instruction_model(
+        model, train_loader, val_loader, optimizer, device, cfg["num_epochs"], cfg["eval_freq"], cfg["eval_iter"],
+        amostras, tokenizer, max_seconds=cfg["max_seconds"], preambulo=cfg["preambulo"])
+    model.eval()
+    return {"train_losses": train_losses, "val_losses": val_losses, "tokens_seen": tokens_seen,
+            "tempo_s": time.perf_counter() - inicio}
+
+
+def load_instruction_model(mode: str | None = None, device=None):
+    """Modelo ajustado para instruções. Devolve (model, config, fonte).
+
+    Usa o checkpoint do capítulo 07 deste modo, se existir; senão, faz agora o ajuste fino do modelo de
+    `load_base_model` com a configuração do modo (no modo rápido, cerca de dois minutos) e o salva.
+    """
+    mode = mode or get_mode()
+    device = device or get_device()
+    caminho = instruction_checkpoint_path(mode)
+    if caminho.exists():
+        try:
+            model, pacote = load_checkpoint(caminho, device)
+            print(f"Modelo de instruções: checkpoint do capítulo 07 ({caminho.name}).")
+            return model.eval(), pacote["config"], "checkpoint"
+        except ValueError as erro:
+            print(f"O checkpoint {caminho.name} não serve ({erro}); vou ajustar um modelo agora.")
+    model, config, fonte_base = load_base_model(mode, device, source=INSTRUCTION_SETTINGS[mode]["base_source"])
+    print(f"Modelo de instruções: sem checkpoint do capítulo 07; ajustando o modelo base ({fonte_base}) agora "
+          f"(até {INSTRUCTION_SETTINGS[mode]['max_seconds']} s)...")
+    train_data, val_data, _ = load_instruction_splits()
+    historico = finetune_instructions(model, train_data, val_data, mode, device)
+    save_checkpoint(caminho, model, None, config, historico=historico, fonte_base=fonte_base)
+    return model.eval(), config, "ajuste"
+
+
+# ======================================================================
+# Capítulo 08-extras
+# ======================================================================
+
+def format_chat_turn(message: str, answer: str | None = None) -> str:
+    """Um turno no formato do capítulo 07: instrução e, se já houver, a resposta."""
+    texto = format_input({"instrucao": message, "entrada": ""}, preambulo=False) + RESPONSE_HEADER
+    return texto if answer is None else f"{texto} {answer}"
+
+
+def build_chat_prompt(historico: list[tuple[str, str]], mensagem: str, tokenizer, max_prompt_tokens: int,
+                      header: str = PREAMBULO) -> tuple[list[int], int]:
+    """Ids do prompt de chat (cabeçalho + turnos mais recentes que couberem + mensagem nova) e nº de turnos mantidos.
+
+    Descarta os turnos mais antigos até o prompt ter no máximo `max_prompt_tokens` tokens; o cabeçalho fica sempre.
+    """
+    if not mensagem.strip():
+        raise ValueError("A mensagem está vazia: escreva alguma coisa para o modelo responder.")
+    for n_turnos in range(len(historico), -1, -1):
+        turnos = [format_chat_turn(u, a) for u, a in historico[len(historico) - n_turnos:]]
+        partes = ([header] if header else []) + turnos + [format_chat_turn(mensagem)]
+        ids = tokenizer.encode("\n\n".join(partes))
+        if len(ids) <= max_prompt_tokens:
+            return ids, n_turnos
+    raise ValueError(f"Mesmo sem histórico, o cabeçalho e a mensagem têm {len(ids)} tokens, mais que os "
+                     f"{max_prompt_tokens} disponíveis: encurte a mensagem ou peça menos tokens de resposta.")
+
+
+def conversar(model, historico: list[tuple[str, str]], mensagem: str, tokenizer=None, max_new_tokens: int = 20,
+              header: str = PREAMBULO, verbose: bool = True) -> str:
+    """Um turno de chat: monta o prompt dentro da janela de contexto, gera a resposta (gulosa) e a devolve.
+
+    `historico` é a lista de turnos anteriores [(mensagem, resposta), ...]; o turno novo é acrescentado a ela.
+    Com `verbose`, imprime o orçamento de tokens do turno.
+    """
+    tokenizer = tokenizer or tiktoken.get_encoding("gpt2")
+    context_length = model.pos_emb.weight.shape[0]
+    if max_new_tokens >= context_length:
+        raise ValueError(f"max_new_tokens={max_new_tokens} não deixa espaço para o prompt na janela de "
+                         f"{context_length} tokens.")
+    ids, mantidos = build_chat_prompt(historico, mensagem, tokenizer, context_length - max_new_tokens, header)
+    device = next(model.parameters()).device
+    model.eval()
+    saida = generate(model, torch.tensor([ids], device=device), max_new_tokens, context_length, eos_id=50256)
+    resposta = extract_response(RESPONSE_HEADER + tokenizer.decode(saida[0, len(ids):].tolist()))
+    if verbose:
+        n_header = len(tokenizer.encode(header)) if header else 0
+        print(f"  [orçamento] prompt {len(ids)} (cabeçalho {n_header}, {mantidos} de {len(historico)} turnos "
+              f"anteriores) + resposta até {max_new_tokens} = {len(ids) + max_new_tokens} de {context_length} tokens")
+    historico.append((mensagem, resposta))
+    return resposta
+
+def sequence_logprob(model, input_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """Soma dos log-probabilidades que `model` dá aos tokens marcados em `response_mask`, por sequência.
+
+    `input_ids` e `response_mask` têm formato (lote, n); `response_mask[i, t]` é True se o token t da sequência
+    i faz parte da resposta. O token t é previsto pela posição t - 1, então o primeiro token nunca conta.
+    """
+    logits = model(input_ids[:, :-1])
+    log_probs = torch.log_softmax(logits, dim=-1)
+    token_log_probs = log_probs.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)     # (lote, n - 1)
+    return (token_log_probs * response_mask[:, 1:]).sum(dim=-1)
+
+def attention_with_cache(att: MultiHeadAttention, x: torch.Tensor, past: tuple | None):
+    """Atenção causal de `att` para os tokens novos `x` (lote, n, d), reaproveitando chaves e valores de `past`.
+
+    Devolve (saída, (chaves, valores)), com o cache estendido pelos tokens novos.
+    """
+    b, n, _ = x.shape
+
+    def split_heads(t: torch.Tensor) -> torch.Tensor:       # (b, n, d_out) -> (b, cabeças, n, head_dim)
+        return t.view(b, n, att.num_heads, att.head_dim).transpose(1, 2)
+
+    queries = split_heads(att.W_query(x))
+    keys, values = split_heads(att.W_key(x)), split_heads(att.W_value(x))
+    if past is not None:
+        keys = torch.cat((past[0], keys), dim=2)
+        values = torch.cat((past[1], values), dim=2)
+    total = keys.shape[2]
+    scores = queries @ keys.transpose(2, 3)                           # (b, cabeças, n, total)
+    futuro = torch.ones(n, total, dtype=torch.bool, device=x.device).triu(diagonal=total - n + 1)
+    weights = torch.softmax(scores.masked_fill(futuro, float("-inf")) / att.head_dim ** 0.5, dim=-1)
+    context = (att.dropout(weights) @ values).transpose(1, 2).reshape(b, n, att.d_out)
+    return att.out_proj(context), (keys, values)
+
+
+class GPTModelKV(GPTModel):
+    """O GPTModel de sempre (mesmos pesos e nomes) com um passo extra, `forward_with_cache`, para gerar rápido."""
+
+    @classmethod
+    def from_gpt(cls, model: GPTModel) -> "GPTModelKV":
+        """Cópia de um GPTModel já treinado, agora com cache (a configuração vem dos formatos dos pesos)."""
+        att = model.trf_blocks[0].att
+        cfg = {"vocab_size": model.tok_emb.num_embeddings, "context_length": model.pos_emb.num_embeddings,
+               "emb_dim": model.tok_emb.embedding_dim, "n_heads": att.num_heads,
+               "n_layers": len(model.trf_blocks), "drop_rate": att.dropout.p,
+               "qkv_bias": att.W_query.bias is not None}
+        kv_model = cls(cfg).to(model.pos_emb.weight.device)
+        kv_model.load_state_dict(model.state_dict())
+        return kv_model.train(model.training)
+
+    def forward_with_cache(self, in_idx: torch.Tensor, cache: list | None = None):
+        """Passa só os tokens novos `in_idx` (lote, n); `cache` tem (chaves, valores) de cada bloco, ou None.
+
+        Devolve (logits dos tokens novos, cache estendido).
+        """
+        start = 0 if cache is None else cache[0][0].shape[2]
+        n = in_idx.shape[1]
+        if start + n > self.pos_emb.num_embeddings:
+            raise ValueError(f"O cache passaria a {start + n} posições, mais que a janela de contexto "
+                             f"({self.pos_emb.num_embeddings}).")
+        positions = torch.arange(start, start + n, device=in_idx.device)
+        x = self.drop_emb(self.tok_emb(in_idx) + self.pos_emb(positions))
+        new_cache = []
+        for i, block in enumerate(self.trf_blocks):
+            out, kv = attention_with_cache(block.att, block.norm1(x), None if cache is None else cache[i])
+            x = x + block.drop_shortcut(out)
+            x = x + block.drop_shortcut(block.ff(block.norm2(x)))
+            new_cache.append(kv)
+        return self.out_head(self.final_norm(x)), new_cache
+
+
+def generate_with_kv_cache(model: GPTModelKV, idx: torch.Tensor, max_new_tokens: int,
+                           context_size: int | None = None, eos_id: int | None = None) -> torch.Tensor:
+    """Geração gulosa com KV cache: o prompt passa uma vez pelo modelo; depois, um token por passo.
+
+    Dá os mesmos tokens que `generate(..., temperature=0.0)`. Quando a janela de contexto enche, o cache deixa de
+    valer (as posições de todos os tokens mudariam) e cada passo volta a recalcular a janela inteira.
+    """
+    if not hasattr(model, "forward_with_cache"):
+        raise TypeError("Este modelo não tem KV cache: converta-o antes com GPTModelKV.from_gpt(model).")
+    if idx.dim() != 2 or idx.shape[1] == 0:
+        raise ValueError("O prompt está vazio: passe pelo menos um token (tensor de formato (lote, n), n ≥ 1).")
+    context_size = context_size or model.pos_emb.num_embeddings
+    cache = None
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            if cache is None or cache[0][0].shape[2] >= context_size:
+                logits, cache = model.forward_with_cache(idx[:, -context_size:])   # janela inteira
+            else:
+                logits, cache = model.forward_with_cache(idx[:, -1:], cache)      # só o token novo
+            idx_next = torch.argmax(logits[:, -1, :], dim=-1, keepdim=True)
+            if eos_id is not None and bool((idx_next == eos_id).all()):
+                break
+            idx = torch.cat((idx, idx_next), dim=1)
+    return idx
+
+def compute_dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+                     reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
+                     beta: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Perda DPO de um lote de pares de preferência, a partir dos log-probabilidades das respostas inteiras.
+
+    Recompensa implícita: r = beta * (log pi(y|x) - log pi_ref(y|x)); perda = -log sigmoid(r_escolhida - r_rejeitada),
+    média no lote. Devolve (perda, recompensa média das escolhidas, recompensa média das rejeitadas).
+    """
+    chosen_rewards = beta * (policy_chosen_logps - reference_chosen_logps)
+    rejected_rewards = beta * (policy_rejected_logps - reference_rejected_logps)
+    loss = -F.logsigmoid(chosen_rewards - rejected_rewards).mean()
+    return loss, chosen_rewards.detach().mean(), rejected_rewards.detach().mean()
+
+def words_for_search(text: str) -> list[str]:
+    """Palavras em minúsculas e sem acentos ("Tifóide" -> "tifoide"), o vocabulário da busca lexical."""
+    sem_acento = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
+    return re.findall(r"[a-z0-9]+", sem_acento)
+
+
+class BM25:
+    """Busca lexical Okapi BM25 sobre uma lista de documentos (textos).
+
+    `scores(consulta)` dá uma pontuação por documento; `search(consulta, k)` devolve os índices dos k melhores.
+    """
+
+    def __init__(self, documents: list[str], k1: float = 1.5, b: float = 0.75):
+        if not documents:
+            raise ValueError("BM25 precisa de pelo menos um documento.")
+        self.k1, self.b = k1, b
+        self.term_freqs = [Counter(words_for_search(d)) for d in documents]
+        self.lengths = [sum(tf.values()) for tf in self.term_freqs]
+        self.avg_length = sum(self.lengths) / len(self.lengths)
+        doc_freq = Counter(t for tf in self.term_freqs for t in tf)
+        n = len(documents)
+        self.idf = {t: math.log((n - df + 0.5) / (df + 0.5) + 1) for t, df in doc_freq.items()}
+
+    def scores(self, query: str) -> list[float]:
+        terms = words_for_search(query)
+        result = []
+        for tf, length in zip(self.term_freqs, self.lengths):
+            norm = self.k1 * (1 - self.b + self.b * length / self.avg_length)
+            result.append(sum(self.idf[t] * tf[t] * (self.k1 + 1) / (tf[t] + norm) for t in terms if t in tf))
+        return result
+
+    def search(self, query: str, k: int = 5) -> list[int]:
+        s = self.scores(query)
+        return sorted(range(len(s)), key=lambda i: -s[i])[:k]

@@ -12,6 +12,8 @@ from configuracao import celula_configuracao  # noqa: E402
 from exportar import CAPITULOS  # noqa: E402
 
 NOTEBOOKS = [c for c in CAPITULOS if (RAIZ / c / "notebook.ipynb").exists()]
+# pendências e marcadores de texto por preencher (ex.: "TEMPO_RAPIDO", "RESULTADOS" no lugar de uma tabela)
+PENDENCIA = re.compile(r"\b(TODO|FIXME|XXX|TBD|TEMPO_?[A-Z0-9]+|RESULTADOS|KV[A-Z]+)\b")
 CAMINHO_LOCAL = re.compile(r"(?<![\w:/.])/(?:home|root|tmp|Users|mnt|opt|var|work)/[\w.]|[A-Z]:\\\\Users")
 
 
@@ -62,7 +64,14 @@ def test_sem_caminhos_da_maquina_nem_pendencias(capitulo):
     achado = CAMINHO_LOCAL.search(texto)
     assert achado is None, f"{capitulo}: caminho local na saída ou no código: {achado.group(0)}…"
     for celula in _notebook(capitulo)["cells"]:
-        assert not re.search(r"\b(TODO|FIXME|XXX)\b", _fonte(celula)), f"{capitulo}: pendência no texto"
+        assert not PENDENCIA.search(_fonte(celula)), f"{capitulo}: pendência no texto: {PENDENCIA.search(_fonte(celula))}"
+
+
+@pytest.mark.parametrize("capitulo", NOTEBOOKS)
+def test_textos_do_capitulo_sem_marcadores_por_preencher(capitulo):
+    for arquivo in sorted((RAIZ / capitulo).glob("*.md")):
+        achado = PENDENCIA.search(arquivo.read_text(encoding="utf-8"))
+        assert achado is None, f"{capitulo}/{arquivo.name}: marcador por preencher: {achado.group(0)}"
 
 
 @pytest.mark.parametrize("capitulo", NOTEBOOKS)
