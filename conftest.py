@@ -14,14 +14,3 @@ for variavel in ("LLM_DADOS_ESPELHO", "TIKTOKEN_CACHE_DIR"):
     valor = os.environ.get(variavel)
     if valor and not Path(valor).is_absolute():
         os.environ[variavel] = str((RAIZ / valor).resolve())
-
-
-def pytest_collection_modifyitems(items):
-    """O nbval espera só 5 s pelas mensagens de saída de uma célula que já terminou.
-
-    Numa CPU de 2 núcleos ocupada, depois de uma célula de treino com barra de progresso, essas mensagens podem
-    demorar mais que isso, e a célula falharia sem erro nenhum no código. Damos 60 s.
-    """
-    for item in items:
-        if hasattr(item, "output_timeout"):
-            item.output_timeout = 60

@@ -6,7 +6,10 @@ começa por ela; ao mudá-la aqui, mude-a em todos os notebooks.
 
 MODELO = r"""# Configuração do ambiente (a mesma célula abre todos os capítulos)
 CAPITULO = "PASTA"
-import importlib.util, os, subprocess, sys
+import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 if not (Path.cwd().name == CAPITULO and Path("../ferramentas/exportar.py").exists()):

@@ -4,6 +4,10 @@
 Assim as saídas que vão para o repositório vêm sempre de uma execução limpa e completa.
 O diretório de trabalho é a pasta do capítulo e o modo é `rapido` (a menos que LLM_MODO diga outro).
 
+Antes de gravar, o notebook é limpo do que só atrapalha no git: tempos de execução por célula, estado de widgets,
+e as barras de progresso ficam só com o último desenho de cada linha (o `\r` de um terminal aplicado ao texto).
+Assim, executar de novo um notebook que não mudou muda só o que de fato mudou (tempos medidos, por exemplo).
+
 Uso:
     python ferramentas/executar.py                 # todos os capítulos, em ordem
     python ferramentas/executar.py 00-oficina 05   # só os capítulos indicados (nome ou número)
@@ -39,18 +43,56 @@ def escolher(pedidos: list[str]) -> list[str]:
     return escolhidos
 
 
+def _aplicar_retornos(texto: str) -> str:
+    """O que um terminal mostraria: em cada linha com `\r`, só o último desenho (uma barra apagada some)."""
+    linhas = []
+    for linha in texto.split("\n"):
+        if "\r" in linha:
+            linha = linha.rstrip("\r").rsplit("\r", 1)[-1].rstrip()
+            if not linha:
+                continue
+        linhas.append(linha)
+    return "\n".join(linhas)
+
+
+def limpar(nb) -> None:
+    """Tira do notebook o que varia sem motivo: tempos por célula, widgets; junta e resolve os fluxos de texto."""
+    nb.metadata.pop("widgets", None)
+    for celula in nb.cells:
+        celula.metadata.pop("execution", None)
+        if celula.cell_type != "code":
+            continue
+        saidas = []
+        for saida in celula.outputs:
+            if saida.output_type == "stream":
+                anterior = saidas[-1] if saidas else None
+                if anterior is not None and anterior.output_type == "stream" and anterior.name == saida.name:
+                    anterior.text += saida.text
+                    continue
+            elif saida.output_type in ("display_data", "execute_result"):
+                saida.data.pop("application/vnd.jupyter.widget-view+json", None)
+                if not saida.data:
+                    continue
+            saidas.append(saida)
+        for saida in saidas:
+            if saida.output_type == "stream":
+                saida.text = _aplicar_retornos(saida.text)
+        celula.outputs = [s for s in saidas if s.output_type != "stream" or s.text]
+
+
 def executar(capitulo: str, tempo_limite: int) -> float:
     """Executa o notebook do capítulo e grava as saídas no próprio arquivo. Devolve os segundos gastos."""
     caminho = RAIZ / capitulo / "notebook.ipynb"
     nb = nbformat.read(caminho, as_version=4)
     os.environ.setdefault("LLM_MODO", "rapido")
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figuras gravadas nas saídas
-    cliente = NotebookClient(nb, timeout=tempo_limite, kernel_name="python3",
+    cliente = NotebookClient(nb, timeout=tempo_limite, kernel_name="python3", record_timing=False,
                              resources={"metadata": {"path": str(caminho.parent)}})
     inicio = time.perf_counter()
     try:
         cliente.execute()
     finally:
+        limpar(nb)
         nbformat.write(nb, caminho)
     return time.perf_counter() - inicio
 

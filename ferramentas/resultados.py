@@ -27,7 +27,8 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for arquivo in arquivos:
         r = json.loads(arquivo.read_text(encoding="utf-8"))
-        metricas = ", ".join(f"`{k}` {formatar(v)}" for k, v in r["metricas"].items() if not isinstance(v, (dict, list)))
+        metricas = ", ".join(f"`{k}` {formatar(v)}" for k, v in r["metricas"].items()
+                             if not isinstance(v, (dict, list)))
         print(f"| {r['capitulo']} | {r['modo']} | {r['dispositivo']} | {r['tempo_s']} | {metricas} |")
     return 0
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from curso import MultiHeadAttention
+from llm_do_zero.atencao import MultiHeadAttention
 
 
 def referencia_sdpa(mha: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from curso import MACHADO_BOOKS, load_text, perplexity
+from llm_do_zero.estatistica import load_text, MACHADO_BOOKS, perplexity
 
 
 @pytest.mark.parametrize("V", [2, 101, 50257])

@@ -5,8 +5,13 @@ import pytest
 import tiktoken
 import torch
 
-from curso import (BM25, PREAMBULO, GPTModel, GPTModelKV, build_chat_prompt, compute_dpo_loss, conversar, generate,
-                   generate_with_kv_cache, sequence_logprob, words_for_search)
+from llm_do_zero.gpt import GPTModel
+from llm_do_zero.pretreino import generate
+from llm_do_zero.instrucoes import PREAMBULO
+from llm_do_zero.extras import (
+    BM25, build_chat_prompt, compute_dpo_loss, conversar, generate_with_kv_cache, GPTModelKV,
+    sequence_logprob, words_for_search,
+)
 
 CFG = {"vocab_size": 97, "context_length": 16, "emb_dim": 32, "n_heads": 4, "n_layers": 2,
        "drop_rate": 0.0, "qkv_bias": True}

@@ -6,9 +6,13 @@ import pytest
 import tiktoken
 import torch
 
-from curso import (FAKEBR_LABELS, DownloadError, FakeNewsDataset, GPTModel, add_classification_head,
-                   calc_accuracy_loader, calc_loss_batch_classifier, classifier_logits, classify_text, load_fakebr,
-                   sample_pairs, split_by_pair, train_classifier_simple)
+from llm_do_zero.oficina import DownloadError
+from llm_do_zero.gpt import GPTModel
+from llm_do_zero.finetuning import (
+    add_classification_head, calc_accuracy_loader, calc_loss_batch_classifier, classifier_logits,
+    classify_text, FAKEBR_LABELS, FakeNewsDataset, load_fakebr, sample_pairs, split_by_pair,
+    train_classifier_simple,
+)
 
 PAD = 50256
 CONFIG_PEQUENA = {"vocab_size": 50257, "context_length": 16, "emb_dim": 16, "n_heads": 2, "n_layers": 2,

@@ -1,16 +1,15 @@
-"""Testes da fundação do curso: modos, download com cache/espelho/verificação e a ferramenta de exportação."""
+"""Testes da fundação do curso: modos, download com cache/espelho/verificação, resultados e a barra de progresso."""
 import hashlib
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from curso import DATA_FILES, DownloadError, download_file, get_data_file, get_mode, save_results, set_seed
+from llm_do_zero.oficina import (
+    DATA_FILES, download_file, DownloadError, get_data_file, get_mode, save_results, set_seed,
+)
 
 RAIZ = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(RAIZ / "ferramentas"))
-import exportar  # noqa: E402
 
 URL_INALCANCAVEL = "http://127.0.0.1:9/arquivo.txt"  # porta 9 (discard): conexão recusada na hora
 
@@ -195,32 +194,46 @@ def test_resultados_gravados_com_modo_e_maquina(tmp_path, monkeypatch):
     assert registro["tempo_s"] == 1.2 and registro["dispositivo"]
 
 
-# ---------------------------------------------------------------- exportação
+# ---------------------------------------------------------------- barra de progresso
 
-def test_arquivos_gerados_em_dia():
-    """Equivale a `python ferramentas/exportar.py --check`: nenhum arquivo gerado pode estar desatualizado."""
-    for caminho, conteudo in exportar.arquivos_esperados().items():
-        assert caminho.exists(), f"{caminho.relative_to(RAIZ)} não existe: rode python ferramentas/exportar.py"
-        assert caminho.read_text(encoding="utf-8") == conteudo, (
-            f"{caminho.relative_to(RAIZ)} está desatualizado: rode python ferramentas/exportar.py")
+def _redesenhos(barra_de_teste) -> int:
+    return barra_de_teste.getvalue().count("\r")
 
 
-def test_nenhum_nome_exportado_duas_vezes():
-    assert exportar.nomes_repetidos(exportar.coletar()) == []
+def test_barra_do_curso_manda_poucas_mensagens_mesmo_com_postfix_a_cada_passo():
+    """Um laço de ~1 s com set_postfix a cada passo: a barra do curso se redesenha só no início e no fim.
+
+    A mesma conta com a tqdm comum (mininterval de 0,1 s e set_postfix que força o redesenho) dá dezenas de
+    mensagens: é isso que entope o Jupyter num treino de minutos.
+    """
+    import io
+
+    from tqdm.std import tqdm
+
+    from llm_do_zero.oficina import progress_bar
+
+    def laco(barra):
+        fim = time.perf_counter() + 1.0
+        while time.perf_counter() < fim:
+            time.sleep(0.005)
+            barra.update(1)
+            barra.set_postfix(perda=f"{time.perf_counter():.3f}")
+        barra.close()
+
+    nossa, comum = io.StringIO(), io.StringIO()
+    laco(progress_bar(total=10_000, desc="curso", file=nossa))
+    laco(tqdm(total=10_000, desc="comum", file=comum, mininterval=0.1))
+    assert _redesenhos(nossa) <= 3, nossa.getvalue()
+    assert _redesenhos(comum) >= 20
+    assert "curso" in nossa.getvalue() and "\n" not in nossa.getvalue().rstrip("\n")
 
 
-def test_exportar_detecta_repeticao_e_junta_imports():
-    blocos = {"00-a": ["import os\nfrom capitulos_anteriores import x\n\ndef f():\n    return os.sep"],
-              "01-b": ["import os\nimport json\n\nCONST = 1\n\ndef f():\n    return 2"]}
-    assert exportar.nomes_repetidos(blocos) == ["f: 00-a, 01-b"]
-    texto = exportar.montar_modulo(blocos, ["00-a", "01-b"], "teste")
-    assert texto.count("import os\n") == 1 and "import json" in texto
-    assert "capitulos_anteriores" not in texto.split('"""', 2)[2]
-    assert texto.index("Capítulo 00-a") < texto.index("Capítulo 01-b")
+def test_barra_do_curso_e_texto_e_aceita_iteravel():
+    import io
 
+    from llm_do_zero.oficina import progress_bar
 
-def test_capitulo_01_recebe_as_exportacoes_do_00():
-    texto = (RAIZ / "01-estatistica" / "capitulos_anteriores.py").read_text(encoding="utf-8")
-    assert "ARQUIVO GERADO" in texto
-    for nome in ("def get_device", "def set_seed", "def download_file", "def get_mode"):
-        assert nome in texto
+    saida = io.StringIO()
+    assert list(progress_bar(range(3), desc="itens", file=saida)) == [0, 1, 2]
+    assert "3/3" in saida.getvalue()
+    assert type(progress_bar(total=1, file=saida)).__module__ == "llm_do_zero.oficina"

@@ -6,8 +6,10 @@ import tiktoken
 import torch
 from torch import nn
 
-from curso import (GELU, GPT_CONFIG_124M, FeedForward, GPTModel, LayerNorm, TransformerBlock,
-                   generate_text_simple, load_weights_into_gpt, text_to_token_ids, token_ids_to_text)
+from llm_do_zero.gpt import (
+    FeedForward, GELU, generate_text_simple, GPT_CONFIG_124M, GPTModel, LayerNorm, load_weights_into_gpt,
+    text_to_token_ids, token_ids_to_text, TransformerBlock,
+)
 
 transformers = pytest.importorskip("transformers")
 

@@ -1,4 +1,5 @@
-"""Higiene dos notebooks: cada capítulo presente segue as convenções do curso (GUIA §3, §8, §9)."""
+"""Higiene dos notebooks: cada capítulo presente segue as convenções do curso (GUIA §3, §4, §8, §9)."""
+import ast
 import json
 import re
 import sys
@@ -9,7 +10,7 @@ import pytest
 RAIZ = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(RAIZ / "ferramentas"))
 from configuracao import celula_configuracao  # noqa: E402
-from exportar import CAPITULOS  # noqa: E402
+from exportar import CAPITULOS, coletar, exportados_por_capitulo, nomes_definidos  # noqa: E402
 
 NOTEBOOKS = [c for c in CAPITULOS if (RAIZ / c / "notebook.ipynb").exists()]
 # pendências e marcadores de texto por preencher (ex.: "TEMPO_RAPIDO", "RESULTADOS" no lugar de uma tabela)
@@ -64,7 +65,8 @@ def test_sem_caminhos_da_maquina_nem_pendencias(capitulo):
     achado = CAMINHO_LOCAL.search(texto)
     assert achado is None, f"{capitulo}: caminho local na saída ou no código: {achado.group(0)}…"
     for celula in _notebook(capitulo)["cells"]:
-        assert not PENDENCIA.search(_fonte(celula)), f"{capitulo}: pendência no texto: {PENDENCIA.search(_fonte(celula))}"
+        achado = PENDENCIA.search(_fonte(celula))
+        assert not achado, f"{capitulo}: pendência no texto: {achado}"
 
 
 @pytest.mark.parametrize("capitulo", NOTEBOOKS)
@@ -93,3 +95,57 @@ def test_figuras_e_tamanho(capitulo):
                   if "image/png" in s.get("data", {}))
     assert figuras >= 2, f"{capitulo}: o capítulo precisa de pelo menos 2 figuras (tem {figuras})"
     assert caminho.stat().st_size < 3_000_000, f"{capitulo}: notebook com mais de 3 MB"
+
+
+@pytest.mark.parametrize("capitulo", NOTEBOOKS)
+def test_sem_tempos_por_celula_nem_widgets_salvos(capitulo):
+    """O notebook gravado não guarda tempos de execução, estado de widgets nem barras com `\\r` por resolver."""
+    nb = _notebook(capitulo)
+    assert "widgets" not in nb["metadata"], f"{capitulo}: estado de widgets salvo (use ferramentas/executar.py)"
+    for n, celula in enumerate(nb["cells"], start=1):
+        assert "execution" not in celula.get("metadata", {}), f"{capitulo} célula {n}: tempos de execução salvos"
+        for saida in celula.get("outputs", []):
+            assert "application/vnd.jupyter.widget-view+json" not in saida.get("data", {}), (
+                f"{capitulo} célula {n}: saída de widget (as barras do curso são texto: progress_bar)")
+            if saida.get("output_type") == "stream":
+                assert "\r" not in "".join(saida["text"]), f"{capitulo} célula {n}: barra de progresso não resolvida"
+
+
+_EXPORTADOS = exportados_por_capitulo(coletar())
+_IMPORT_DO_PACOTE = re.compile(r"^\s*(?:from|import)\s+llm_do_zero\.(\w+)", re.M)
+
+
+@pytest.mark.parametrize("capitulo", NOTEBOOKS)
+def test_notebook_nao_redefine_o_passado_nem_importa_do_futuro(capitulo):
+    """Um capítulo usa o que herdou (de capitulos_anteriores) sem redefinir e nunca importa de um capítulo posterior."""
+    indice = CAPITULOS.index(capitulo)
+    herdados = {n for c in CAPITULOS[:indice] for n in _EXPORTADOS[c]}
+    modulos_anteriores = {c.split("-", 1)[1] for c in CAPITULOS[:indice]}
+    for n, celula in enumerate(_notebook(capitulo)["cells"], start=1):
+        if celula["cell_type"] != "code":
+            continue
+        fonte = "\n".join(linha for linha in _fonte(celula).splitlines() if not linha.lstrip().startswith(("%", "!")))
+        redefinidos = set(nomes_definidos(fonte)) & herdados
+        assert not redefinidos, f"{capitulo} célula {n} redefine o que um capítulo anterior exportou: {redefinidos}"
+        for no in ast.walk(ast.parse(fonte)):
+            if isinstance(no, ast.ImportFrom) and no.module == "capitulos_anteriores":
+                de_fora = {a.name for a in no.names} - herdados
+                assert not de_fora, f"{capitulo} célula {n}: {de_fora} não vem de um capítulo anterior"
+        for modulo in _IMPORT_DO_PACOTE.findall(fonte):
+            assert modulo in modulos_anteriores, f"{capitulo} célula {n} importa llm_do_zero.{modulo}, que vem depois"
+
+
+def test_barras_de_progresso_so_pela_progress_bar():
+    """Só a `progress_bar` do capítulo 00 importa a tqdm: nenhum laço do curso usa a barra de widget (tqdm.auto)."""
+    tqdm = re.compile(r"^\s*(?:from|import)\s+tqdm", re.M)
+    achados = []
+    for capitulo in NOTEBOOKS:
+        for n, celula in enumerate(_notebook(capitulo)["cells"], start=1):
+            fonte = _fonte(celula)
+            if celula["cell_type"] == "code" and tqdm.search(fonte) and "def progress_bar(" not in fonte:
+                achados.append(f"{capitulo} célula {n}")
+    for arquivo in sorted((RAIZ / "llm_do_zero").glob("*.py")) + sorted(RAIZ.glob("[0-9][0-9]-*/*.py")):
+        texto = arquivo.read_text(encoding="utf-8")
+        if tqdm.search(texto) and "def progress_bar(" not in texto:
+            achados.append(arquivo.relative_to(RAIZ).as_posix())
+    assert not achados, f"tqdm importada fora da progress_bar: {achados}"

@@ -9,10 +9,14 @@ import pytest
 import tiktoken
 import torch
 
-from curso import (INSTRUCTION_SETTINGS, OPEN_TASK, GPTModel, InstructionDataset, calc_loss_batch,
-                   calc_loss_batch_masked, custom_collate_fn, exact_match, extract_response, format_input,
-                   generate_response, instruction_checkpoint_path, instruction_data_path, load_instruction_model,
-                   load_instruction_splits, normalize_answer, save_checkpoint, score_by_task, tokenize_example)
+from llm_do_zero.gpt import GPTModel
+from llm_do_zero.pretreino import calc_loss_batch, save_checkpoint
+from llm_do_zero.instrucoes import (
+    calc_loss_batch_masked, custom_collate_fn, exact_match, extract_response, format_input, generate_response,
+    instruction_checkpoint_path, instruction_data_path, INSTRUCTION_SETTINGS, InstructionDataset,
+    load_instruction_model, load_instruction_splits, normalize_answer, OPEN_TASK, score_by_task,
+    tokenize_example,
+)
 
 MINI = {"vocab_size": 50257, "context_length": 64, "emb_dim": 16, "n_heads": 2, "n_layers": 1, "drop_rate": 0.0,
         "qkv_bias": False}
@@ -78,7 +82,10 @@ def _numeros(e):
 
 def test_o_teste_mede_generalizacao(splits):
     treino, _, teste = splits
-    por_tarefa = lambda dados, t: [e for e in dados if e["tarefa"] == t]
+
+    def por_tarefa(dados, t):
+        return [e for e in dados if e["tarefa"] == t]
+
     # fatos: a resposta foi vista no treino, mas nunca com aquela redação
     for t in ("capital", "antonimo", "categoria"):
         respostas = {e["saida"] for e in por_tarefa(treino, t)}

@@ -9,10 +9,14 @@ import time
 import pytest
 import torch
 
-import curso
-from curso import (DownloadError, GPTModel, base_checkpoint_path, calc_loss_batch, calc_loss_loader,
-                   download_gpt2_weights, generate, generate_text_simple, gpt2_config, load_base_model,
-                   load_checkpoint, load_gpt2, load_pretraining_texts, load_text, save_checkpoint)
+from llm_do_zero import estatistica, pretreino
+from llm_do_zero.oficina import DownloadError
+from llm_do_zero.estatistica import load_text
+from llm_do_zero.gpt import generate_text_simple, GPTModel
+from llm_do_zero.pretreino import (
+    base_checkpoint_path, calc_loss_batch, calc_loss_loader, download_gpt2_weights, generate, gpt2_config,
+    load_base_model, load_checkpoint, load_gpt2, load_pretraining_texts, save_checkpoint,
+)
 
 MINI = {"vocab_size": 50, "context_length": 8, "emb_dim": 16, "n_heads": 2, "n_layers": 1,
         "drop_rate": 0.0, "qkv_bias": False}
@@ -77,9 +81,9 @@ def test_textos_do_modo_rapido_sao_um_corte_contiguo_90_10():
 
 
 def test_modo_completo_deixa_livros_inteiros_fora_do_treino():
-    cfg = curso.PRETRAIN_SETTINGS["completo"]
+    cfg = pretreino.PRETRAIN_SETTINGS["completo"]
     assert cfg["val_books"] and not set(cfg["val_books"]) & set(cfg["train_books"])
-    assert set(cfg["val_books"]) | set(cfg["train_books"]) == set(curso.MACHADO_BOOKS)
+    assert set(cfg["val_books"]) | set(cfg["train_books"]) == set(estatistica.MACHADO_BOOKS)
 
 
 # ---------------------------------------------------------------- generate
@@ -91,7 +95,8 @@ def test_prompt_vazio_da_erro_claro(mini):
         generate(mini, torch.tensor([1, 2, 3]), max_new_tokens=3, context_size=8)
 
 
-@pytest.mark.parametrize("opcoes, trecho", [({"temperature": -1.0}, "negativa"), ({"temperature": 1.0, "top_k": 0}, "top_k"),
+@pytest.mark.parametrize("opcoes, trecho", [({"temperature": -1.0}, "negativa"),
+                                            ({"temperature": 1.0, "top_k": 0}, "top_k"),
                                             ({"temperature": 1.0, "top_p": 0.0}, "top_p"),
                                             ({"temperature": 1.0, "top_p": 1.5}, "top_p")])
 def test_parametros_invalidos_dao_erro_claro(mini, opcoes, trecho):
@@ -228,7 +233,7 @@ def escrever_gpt2_minusculo(destino, monkeypatch):
     """Escreve um GPT-2 aleatório minúsculo no formato do Hugging Face; devolve o modelo de referência."""
     transformers = pytest.importorskip("transformers")
     safetensors_torch = pytest.importorskip("safetensors.torch")
-    monkeypatch.setitem(curso.GPT2_SIZES, "gpt2", {"emb_dim": 32, "n_layers": 2, "n_heads": 4})
+    monkeypatch.setitem(pretreino.GPT2_SIZES, "gpt2", {"emb_dim": 32, "n_layers": 2, "n_heads": 4})
     config = transformers.GPT2Config(vocab_size=50257, n_positions=1024, n_embd=32, n_layer=2, n_head=4,
                                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     torch.manual_seed(0)
@@ -274,7 +279,7 @@ def test_arquivo_que_nao_e_gpt2_no_espelho_e_recusado_sem_sujar_o_cache(pastas, 
 
 def test_url_inalcancavel_falha_rapido_em_portugues_sem_deixar_nada(pastas, monkeypatch):
     monkeypatch.delenv("LLM_DADOS_ESPELHO", raising=False)
-    monkeypatch.setattr(curso, "GPT2_WEIGHTS_URL", "http://127.0.0.1:9/{size}/model.safetensors")
+    monkeypatch.setattr(pretreino, "GPT2_WEIGHTS_URL", "http://127.0.0.1:9/{size}/model.safetensors")
     inicio = time.perf_counter()
     with pytest.raises(DownloadError, match=r"Não consegui baixar http://127\.0\.0\.1:9/gpt2/model\.safetensors"):
         load_gpt2("gpt2")
@@ -315,9 +320,9 @@ def test_sem_checkpoint_nem_gpt2_o_modelo_base_e_pre_treinado_e_salvo(pastas, mo
                  "train_books": ["domCasmurro"], "val_books": None, "val_fraction": 0.02, "batch_size": 4,
                  "lr": 1e-2, "weight_decay": 0.1, "num_epochs": 1, "max_steps": 20, "max_seconds": None,
                  "eval_freq": 10, "eval_iter": 2}
-    monkeypatch.setitem(curso.PRETRAIN_SETTINGS, "completo", minusculo)
-    monkeypatch.setattr(curso, "GPT2_WEIGHTS_URL", "http://127.0.0.1:9/{size}/model.safetensors")
-    monkeypatch.setitem(curso.GPT2_SIZES, "gpt2", {"emb_dim": 16, "n_layers": 1, "n_heads": 2})
+    monkeypatch.setitem(pretreino.PRETRAIN_SETTINGS, "completo", minusculo)
+    monkeypatch.setattr(pretreino, "GPT2_WEIGHTS_URL", "http://127.0.0.1:9/{size}/model.safetensors")
+    monkeypatch.setitem(pretreino.GPT2_SIZES, "gpt2", {"emb_dim": 16, "n_layers": 1, "n_heads": 2})
     base, config, fonte = load_base_model("completo", "cpu")     # sem checkpoint; o GPT-2 falha; pré-treina
     assert fonte == "pretrain" and config == minusculo["model"]
     _, pacote = load_checkpoint(base_checkpoint_path("completo"))

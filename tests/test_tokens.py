@@ -5,8 +5,9 @@ import pytest
 import tiktoken
 import torch
 
-from curso import (MACHADO_BOOKS, BPETokenizer, GPTDataset, create_dataloader, get_data_file, gpt2_pretokenizer,
-                   load_text)
+from llm_do_zero.oficina import get_data_file
+from llm_do_zero.estatistica import load_text, MACHADO_BOOKS
+from llm_do_zero.tokens import BPETokenizer, create_dataloader, gpt2_pretokenizer, GPTDataset
 
 # Faixas de códigos Unicode estáveis há muitas versões (o tiktoken e o Python podem ter tabelas Unicode de
 # versões diferentes; caracteres recém-criados poderiam ser classificados de outro jeito).

@@ -272,7 +272,7 @@ def gerar_maior_e_menor(rng: random.Random) -> list[dict]:
     treino = pares[2 * n:]
     dados = []
     for tarefa, escolher in (("maior_numero", max), ("menor_numero", min)):
-        def montar(par):
+        def montar(par, escolher=escolher):
             a, b = par if rng.random() < 0.5 else par[::-1]
             return {"a": a, "b": b}, str(escolher(a, b))
 

@@ -1,0 +1,51 @@
+"""Capítulo 03-atencao: o código que o capítulo ensina e os seguintes reutilizam.
+
+ARQUIVO GERADO por `python ferramentas/exportar.py` a partir das células `# exportar` de
+`03-atencao/notebook.ipynb`. Não edite à mão: mude o notebook e gere de novo.
+"""
+import torch
+from torch import nn
+
+
+# %% 03-atencao/notebook.ipynb · célula 59
+class MultiHeadAttention(nn.Module):
+    """Atenção causal com várias cabeças, calculadas juntas e separadas com view/transpose.
+
+    Entrada (lote, tokens, d_in) -> saída (lote, tokens, d_out). Cada cabeça tem head_dim = d_out // num_heads.
+    """
+
+    def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, num_heads: int,
+                 qkv_bias: bool = False):
+        super().__init__()
+        if d_out % num_heads != 0:
+            raise ValueError(f"d_out={d_out} precisa ser divisível por num_heads={num_heads}.")
+        self.d_out = d_out
+        self.num_heads = num_heads
+        self.head_dim = d_out // num_heads
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.out_proj = nn.Linear(d_out, d_out)  # mistura as saídas das cabeças
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, num_tokens, _ = x.shape
+        if num_tokens > self.mask.shape[0]:
+            raise ValueError(f"A entrada tem {num_tokens} tokens, mas esta atenção foi criada com "
+                             f"context_length={self.mask.shape[0]}: corte a sequência ou aumente o contexto.")
+        # (b, T, d_out) -> (b, T, cabeças, head_dim) -> (b, cabeças, T, head_dim)
+        queries = self.W_query(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        keys = self.W_key(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        values = self.W_value(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+
+        attn_scores = queries @ keys.transpose(2, 3)               # (b, cabeças, T, T)
+        mask_bool = self.mask.bool()[:num_tokens, :num_tokens]
+        attn_scores = attn_scores.masked_fill(mask_bool, float("-inf"))
+        attn_weights = torch.softmax(attn_scores / self.head_dim ** 0.5, dim=-1)
+        attn_weights = self.dropout(attn_weights)
+
+        context = (attn_weights @ values).transpose(1, 2)          # (b, T, cabeças, head_dim)
+        context = context.contiguous().view(b, num_tokens, self.d_out)
+        return self.out_proj(context)

@@ -1,0 +1,219 @@
+"""Capítulo 08-extras: o código que o capítulo ensina e os seguintes reutilizam.
+
+ARQUIVO GERADO por `python ferramentas/exportar.py` a partir das células `# exportar` de
+`08-extras/notebook.ipynb`. Não edite à mão: mude o notebook e gere de novo.
+"""
+from collections import Counter
+import math
+import re
+import unicodedata
+
+import tiktoken
+import torch
+import torch.nn.functional as F
+
+from llm_do_zero.atencao import MultiHeadAttention
+from llm_do_zero.gpt import GPTModel
+from llm_do_zero.pretreino import generate
+from llm_do_zero.instrucoes import extract_response, format_input, PREAMBULO, RESPONSE_HEADER
+
+
+# %% 08-extras/notebook.ipynb · célula 22
+def format_chat_turn(message: str, answer: str | None = None) -> str:
+    """Um turno no formato do capítulo 07: instrução e, se já houver, a resposta."""
+    texto = format_input({"instrucao": message, "entrada": ""}, preambulo=False) + RESPONSE_HEADER
+    return texto if answer is None else f"{texto} {answer}"
+
+
+def build_chat_prompt(historico: list[tuple[str, str]], mensagem: str, tokenizer, max_prompt_tokens: int,
+                      header: str = PREAMBULO) -> tuple[list[int], int]:
+    """Ids do prompt de chat (cabeçalho + turnos mais recentes que couberem + mensagem nova) e nº de turnos mantidos.
+
+    Descarta os turnos mais antigos até o prompt ter no máximo `max_prompt_tokens` tokens; o cabeçalho fica sempre.
+    """
+    if not mensagem.strip():
+        raise ValueError("A mensagem está vazia: escreva alguma coisa para o modelo responder.")
+    for n_turnos in range(len(historico), -1, -1):
+        turnos = [format_chat_turn(u, a) for u, a in historico[len(historico) - n_turnos:]]
+        partes = ([header] if header else []) + turnos + [format_chat_turn(mensagem)]
+        ids = tokenizer.encode("\n\n".join(partes))
+        if len(ids) <= max_prompt_tokens:
+            return ids, n_turnos
+    raise ValueError(f"Mesmo sem histórico, o cabeçalho e a mensagem têm {len(ids)} tokens, mais que os "
+                     f"{max_prompt_tokens} disponíveis: encurte a mensagem ou peça menos tokens de resposta.")
+
+
+def conversar(model, historico: list[tuple[str, str]], mensagem: str, tokenizer=None, max_new_tokens: int = 20,
+              header: str = PREAMBULO, verbose: bool = True) -> str:
+    """Um turno de chat: monta o prompt dentro da janela de contexto, gera a resposta (gulosa) e a devolve.
+
+    `historico` é a lista de turnos anteriores [(mensagem, resposta), ...]; o turno novo é acrescentado a ela.
+    Com `verbose`, imprime o orçamento de tokens do turno.
+    """
+    tokenizer = tokenizer or tiktoken.get_encoding("gpt2")
+    context_length = model.pos_emb.weight.shape[0]
+    if max_new_tokens >= context_length:
+        raise ValueError(f"max_new_tokens={max_new_tokens} não deixa espaço para o prompt na janela de "
+                         f"{context_length} tokens.")
+    ids, mantidos = build_chat_prompt(historico, mensagem, tokenizer, context_length - max_new_tokens, header)
+    device = next(model.parameters()).device
+    model.eval()
+    saida = generate(model, torch.tensor([ids], device=device), max_new_tokens, context_length, eos_id=50256)
+    resposta = extract_response(RESPONSE_HEADER + tokenizer.decode(saida[0, len(ids):].tolist()))
+    if verbose:
+        n_header = len(tokenizer.encode(header)) if header else 0
+        print(f"  [orçamento] prompt {len(ids)} (cabeçalho {n_header}, {mantidos} de {len(historico)} turnos "
+              f"anteriores) + resposta até {max_new_tokens} = {len(ids) + max_new_tokens} de {context_length} tokens")
+    historico.append((mensagem, resposta))
+    return resposta
+
+
+# %% 08-extras/notebook.ipynb · célula 40
+def sequence_logprob(model, input_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """Soma dos log-probabilidades que `model` dá aos tokens marcados em `response_mask`, por sequência.
+
+    `input_ids` e `response_mask` têm formato (lote, n); `response_mask[i, t]` é True se o token t da sequência
+    i faz parte da resposta. O token t é previsto pela posição t - 1, então o primeiro token nunca conta.
+    """
+    logits = model(input_ids[:, :-1])
+    log_probs = torch.log_softmax(logits, dim=-1)
+    token_log_probs = log_probs.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)     # (lote, n - 1)
+    return (token_log_probs * response_mask[:, 1:]).sum(dim=-1)
+
+
+# %% 08-extras/notebook.ipynb · célula 52
+def attention_with_cache(att: MultiHeadAttention, x: torch.Tensor, past: tuple | None):
+    """Atenção causal de `att` para os tokens novos `x` (lote, n, d), reaproveitando chaves e valores de `past`.
+
+    Devolve (saída, (chaves, valores)), com o cache estendido pelos tokens novos.
+    """
+    b, n, _ = x.shape
+
+    def split_heads(t: torch.Tensor) -> torch.Tensor:       # (b, n, d_out) -> (b, cabeças, n, head_dim)
+        return t.view(b, n, att.num_heads, att.head_dim).transpose(1, 2)
+
+    queries = split_heads(att.W_query(x))
+    keys, values = split_heads(att.W_key(x)), split_heads(att.W_value(x))
+    if past is not None:
+        keys = torch.cat((past[0], keys), dim=2)
+        values = torch.cat((past[1], values), dim=2)
+    total = keys.shape[2]
+    scores = queries @ keys.transpose(2, 3)                           # (b, cabeças, n, total)
+    futuro = torch.ones(n, total, dtype=torch.bool, device=x.device).triu(diagonal=total - n + 1)
+    weights = torch.softmax(scores.masked_fill(futuro, float("-inf")) / att.head_dim ** 0.5, dim=-1)
+    context = (att.dropout(weights) @ values).transpose(1, 2).reshape(b, n, att.d_out)
+    return att.out_proj(context), (keys, values)
+
+
+class GPTModelKV(GPTModel):
+    """O GPTModel de sempre (mesmos pesos e nomes) com um passo extra, `forward_with_cache`, para gerar rápido."""
+
+    @classmethod
+    def from_gpt(cls, model: GPTModel) -> "GPTModelKV":
+        """Cópia de um GPTModel já treinado, agora com cache (a configuração vem dos formatos dos pesos)."""
+        att = model.trf_blocks[0].att
+        cfg = {"vocab_size": model.tok_emb.num_embeddings, "context_length": model.pos_emb.num_embeddings,
+               "emb_dim": model.tok_emb.embedding_dim, "n_heads": att.num_heads,
+               "n_layers": len(model.trf_blocks), "drop_rate": att.dropout.p,
+               "qkv_bias": att.W_query.bias is not None}
+        kv_model = cls(cfg).to(model.pos_emb.weight.device)
+        kv_model.load_state_dict(model.state_dict())
+        return kv_model.train(model.training)
+
+    def forward_with_cache(self, in_idx: torch.Tensor, cache: list | None = None):
+        """Passa só os tokens novos `in_idx` (lote, n); `cache` tem (chaves, valores) de cada bloco, ou None.
+
+        Devolve (logits dos tokens novos, cache estendido).
+        """
+        start = 0 if cache is None else cache[0][0].shape[2]
+        n = in_idx.shape[1]
+        if start + n > self.pos_emb.num_embeddings:
+            raise ValueError(f"O cache passaria a {start + n} posições, mais que a janela de contexto "
+                             f"({self.pos_emb.num_embeddings}).")
+        positions = torch.arange(start, start + n, device=in_idx.device)
+        x = self.drop_emb(self.tok_emb(in_idx) + self.pos_emb(positions))
+        new_cache = []
+        for i, block in enumerate(self.trf_blocks):
+            out, kv = attention_with_cache(block.att, block.norm1(x), None if cache is None else cache[i])
+            x = x + block.drop_shortcut(out)
+            x = x + block.drop_shortcut(block.ff(block.norm2(x)))
+            new_cache.append(kv)
+        return self.out_head(self.final_norm(x)), new_cache
+
+
+def generate_with_kv_cache(model: GPTModelKV, idx: torch.Tensor, max_new_tokens: int,
+                           context_size: int | None = None, eos_id: int | None = None) -> torch.Tensor:
+    """Geração gulosa com KV cache: o prompt passa uma vez pelo modelo; depois, um token por passo.
+
+    Dá os mesmos tokens que `generate(..., temperature=0.0)`. Quando a janela de contexto enche, o cache deixa de
+    valer (as posições de todos os tokens mudariam) e cada passo volta a recalcular a janela inteira.
+    """
+    if not hasattr(model, "forward_with_cache"):
+        raise TypeError("Este modelo não tem KV cache: converta-o antes com GPTModelKV.from_gpt(model).")
+    if idx.dim() != 2 or idx.shape[1] == 0:
+        raise ValueError("O prompt está vazio: passe pelo menos um token (tensor de formato (lote, n), n ≥ 1).")
+    context_size = context_size or model.pos_emb.num_embeddings
+    cache = None
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            if cache is None or cache[0][0].shape[2] >= context_size:
+                logits, cache = model.forward_with_cache(idx[:, -context_size:])   # janela inteira
+            else:
+                logits, cache = model.forward_with_cache(idx[:, -1:], cache)      # só o token novo
+            idx_next = torch.argmax(logits[:, -1, :], dim=-1, keepdim=True)
+            if eos_id is not None and bool((idx_next == eos_id).all()):
+                break
+            idx = torch.cat((idx, idx_next), dim=1)
+    return idx
+
+
+# %% 08-extras/notebook.ipynb · célula 63
+def compute_dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+                     reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
+                     beta: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Perda DPO de um lote de pares de preferência, a partir dos log-probabilidades das respostas inteiras.
+
+    Recompensa implícita: r = beta * (log pi(y|x) - log pi_ref(y|x)); perda = -log sigmoid(r_escolhida - r_rejeitada),
+    média no lote. Devolve (perda, recompensa média das escolhidas, recompensa média das rejeitadas).
+    """
+    chosen_rewards = beta * (policy_chosen_logps - reference_chosen_logps)
+    rejected_rewards = beta * (policy_rejected_logps - reference_rejected_logps)
+    loss = -F.logsigmoid(chosen_rewards - rejected_rewards).mean()
+    return loss, chosen_rewards.detach().mean(), rejected_rewards.detach().mean()
+
+
+# %% 08-extras/notebook.ipynb · célula 73
+def words_for_search(text: str) -> list[str]:
+    """Palavras em minúsculas e sem acentos ("Tifóide" -> "tifoide"), o vocabulário da busca lexical."""
+    sem_acento = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
+    return re.findall(r"[a-z0-9]+", sem_acento)
+
+
+class BM25:
+    """Busca lexical Okapi BM25 sobre uma lista de documentos (textos).
+
+    `scores(consulta)` dá uma pontuação por documento; `search(consulta, k)` devolve os índices dos k melhores.
+    """
+
+    def __init__(self, documents: list[str], k1: float = 1.5, b: float = 0.75):
+        if not documents:
+            raise ValueError("BM25 precisa de pelo menos um documento.")
+        self.k1, self.b = k1, b
+        self.term_freqs = [Counter(words_for_search(d)) for d in documents]
+        self.lengths = [sum(tf.values()) for tf in self.term_freqs]
+        self.avg_length = sum(self.lengths) / len(self.lengths)
+        doc_freq = Counter(t for tf in self.term_freqs for t in tf)
+        n = len(documents)
+        self.idf = {t: math.log((n - df + 0.5) / (df + 0.5) + 1) for t, df in doc_freq.items()}
+
+    def scores(self, query: str) -> list[float]:
+        terms = words_for_search(query)
+        result = []
+        for tf, length in zip(self.term_freqs, self.lengths):
+            norm = self.k1 * (1 - self.b + self.b * length / self.avg_length)
+            result.append(sum(self.idf[t] * tf[t] * (self.k1 + 1) / (tf[t] + norm) for t in terms if t in tf))
+        return result
+
+    def search(self, query: str, k: int = 5) -> list[int]:
+        s = self.scores(query)
+        return sorted(range(len(s)), key=lambda i: -s[i])[:k]

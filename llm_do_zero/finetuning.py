@@ -1,0 +1,275 @@
+"""Capítulo 06-finetuning: o código que o capítulo ensina e os seguintes reutilizam.
+
+ARQUIVO GERADO por `python ferramentas/exportar.py` a partir das células `# exportar` de
+`06-finetuning/notebook.ipynb`. Não edite à mão: mude o notebook e gere de novo.
+"""
+from pathlib import Path
+import random
+import re
+import zipfile
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from llm_do_zero.oficina import get_data_file, progress_bar
+from llm_do_zero.gpt import GPTModel
+
+
+# %% 06-finetuning/notebook.ipynb · célula 8
+FAKEBR_ZIP = "Fake.br-Corpus-master.zip"
+FAKEBR_PAIRS = 3600                       # numerados de 1 a 3602 (faltam o 586 e o 1607)
+FAKEBR_LABELS = ("verdadeira", "falsa")   # rótulo 0 e rótulo 1
+_FAKEBR_MEMBER = re.compile(r"(?:^|/)size_normalized_texts/(fake|true)/(\d+)\.txt$")
+
+
+def _fakebr_members(path: Path) -> dict[tuple[str, int], str]:
+    """Confere o zip do Fake.br e devolve {(pasta, número do par): nome do arquivo dentro do zip}.
+
+    Levanta ValueError (em português, dizendo o que falta) se o zip não abre, está corrompido ou incompleto.
+    """
+    try:
+        with zipfile.ZipFile(path) as arquivo:
+            nomes = arquivo.namelist()
+            defeituoso = arquivo.testzip()
+    except zipfile.BadZipFile as erro:
+        raise ValueError("não é um arquivo zip válido (download interrompido ou arquivo corrompido)") from erro
+    if defeituoso is not None:
+        raise ValueError(f"o zip está corrompido: {defeituoso} não passa na verificação de integridade (CRC)")
+    membros = {}
+    for nome in nomes:
+        achado = _FAKEBR_MEMBER.search(nome)
+        if achado:
+            membros[(achado.group(1), int(achado.group(2)))] = nome
+    numeros = {pasta: {n for p, n in membros if p == pasta} for pasta in ("fake", "true")}
+    if len(numeros["fake"]) != FAKEBR_PAIRS or len(numeros["true"]) != FAKEBR_PAIRS:
+        raise ValueError(f"esperava {FAKEBR_PAIRS} textos falsos e {FAKEBR_PAIRS} verdadeiros em "
+                         f"size_normalized_texts/fake/ e true/, e encontrei {len(numeros['fake'])} e "
+                         f"{len(numeros['true'])}: o zip está incompleto ou não é o do corpus Fake.br")
+    if numeros["fake"] != numeros["true"]:
+        sobra = sorted(numeros["fake"] ^ numeros["true"])[:5]
+        raise ValueError(f"os textos falsos e verdadeiros não formam pares (números sem par: {sobra}): "
+                         f"o zip não é o do corpus Fake.br")
+    return membros
+
+
+def load_fakebr() -> list[dict]:
+    """Corpus Fake.br (textos de tamanho normalizado) como lista de {"texto", "rotulo", "par"}.
+
+    rotulo 1 = falsa, 0 = verdadeira; os dois textos de mesmo "par" tratam do mesmo assunto.
+    O zip vem do cache, do espelho local (LLM_DADOS_ESPELHO) ou do GitHub, e é conferido pelo conteúdo;
+    se não servir, levanta DownloadError explicando o motivo.
+    """
+    caminho = get_data_file(FAKEBR_ZIP, validate=_fakebr_members, quiet=True)
+    membros = _fakebr_members(caminho)
+    exemplos = []
+    with zipfile.ZipFile(caminho) as arquivo:
+        for par in sorted({numero for _, numero in membros}):
+            for rotulo, pasta in ((1, "fake"), (0, "true")):
+                bruto = arquivo.read(membros[(pasta, par)]).decode("utf-8", errors="replace")
+                exemplos.append({"texto": bruto.replace("\r\n", "\n").strip(), "rotulo": rotulo, "par": par})
+    return exemplos
+
+
+# %% 06-finetuning/notebook.ipynb · célula 14
+def split_by_pair(examples: list[dict], train_frac: float = 0.7, val_frac: float = 0.1,
+                  seed: int = 123) -> tuple[list[dict], list[dict], list[dict]]:
+    """Divide em (treino, validação, teste) sorteando números de par: os dois textos de um par ficam juntos.
+
+    Cada parte vem na ordem do sorteio (os dois textos de cada par lado a lado), então qualquer trecho inicial dela
+    já é uma amostra ao acaso. Usa random.Random(seed), sem mexer no gerador global: mesma semente, mesma divisão.
+    """
+    if not (0 < train_frac < 1 and 0 <= val_frac < 1 and train_frac + val_frac < 1):
+        raise ValueError(f"Frações inválidas: treino={train_frac}, validação={val_frac}. Use valores entre 0 e 1 "
+                         f"com soma menor que 1 (o resto vai para o teste).")
+    por_par: dict[int, list[dict]] = {}
+    for exemplo in examples:
+        por_par.setdefault(exemplo["par"], []).append(exemplo)
+    pares = sorted(por_par)
+    random.Random(seed).shuffle(pares)
+    n_train = round(len(pares) * train_frac)
+    n_val = round(len(pares) * val_frac)
+    fatias = (pares[:n_train], pares[n_train:n_train + n_val], pares[n_train + n_val:])
+    return tuple([e for par in fatia for e in por_par[par]] for fatia in fatias)
+
+
+def sample_pairs(examples: list[dict], num_pairs: int | None, seed: int = 123) -> list[dict]:
+    """Amostra sorteada de `num_pairs` pares inteiros (os dois textos de cada um); None = todos."""
+    pares = sorted({e["par"] for e in examples})
+    if num_pairs is None or num_pairs >= len(pares):
+        return list(examples)
+    escolhidos = set(random.Random(seed).sample(pares, num_pairs))
+    return [e for e in examples if e["par"] in escolhidos]
+
+
+# %% 06-finetuning/notebook.ipynb · célula 17
+class FakeNewsDataset(Dataset):
+    """Notícias tokenizadas, truncadas em `max_length` tokens e preenchidas com `pad_token_id` até esse tamanho.
+
+    Cada item é (ids de formato (max_length,), rótulo). `lengths` guarda quantos tokens cada texto tinha antes do
+    corte. O texto é codificado com disallowed_special=(), então o id de preenchimento nunca aparece no meio dele.
+    """
+
+    def __init__(self, examples: list[dict], tokenizer, max_length: int, pad_token_id: int = 50256):
+        if max_length < 1:
+            raise ValueError(f"max_length precisa ser pelo menos 1 (recebi {max_length}).")
+        self.max_length = max_length
+        self.pad_token_id = pad_token_id
+        self.input_ids, self.labels, self.lengths = [], [], []
+        for i, exemplo in enumerate(examples):
+            ids = tokenizer.encode(exemplo["texto"], disallowed_special=())
+            if not ids:
+                raise ValueError(f"O exemplo {i} (par {exemplo.get('par')}) tem texto vazio.")
+            self.lengths.append(len(ids))
+            ids = ids[:max_length]
+            self.input_ids.append(ids + [pad_token_id] * (max_length - len(ids)))
+            self.labels.append(int(exemplo["rotulo"]))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return torch.tensor(self.input_ids[i]), torch.tensor(self.labels[i])
+
+
+# %% 06-finetuning/notebook.ipynb · célula 27
+def add_classification_head(model: GPTModel, num_classes: int = 2, trainable: str = "all") -> GPTModel:
+    """Troca a cabeça de vocabulário por Linear(emb_dim, num_classes) e escolhe o que vai aprender.
+
+    trainable: "head" (só a cabeça nova), "last_block" (último bloco transformer + norma final + cabeça, como no
+    livro) ou "all" (o modelo inteiro). Os parâmetros restantes ficam congelados (requires_grad=False).
+    """
+    opcoes = ("head", "last_block", "all")
+    if trainable not in opcoes:
+        raise ValueError(f"trainable={trainable!r} não existe. Opções: {', '.join(opcoes)}.")
+    for parametro in model.parameters():
+        parametro.requires_grad = trainable == "all"
+    if trainable == "last_block":
+        for parametro in [*model.trf_blocks[-1].parameters(), *model.final_norm.parameters()]:
+            parametro.requires_grad = True
+    model.out_head = nn.Linear(model.out_head.in_features, num_classes).to(model.tok_emb.weight.device)
+    return model
+
+
+def classifier_logits(model, input_batch: torch.Tensor, pad_token_id: int = 50256) -> torch.Tensor:
+    """Logits (lote, classes) lidos na posição do último token real de cada linha (antes do preenchimento)."""
+    logits = model(input_batch)                                  # (lote, posições, classes)
+    n_reais = (input_batch != pad_token_id).sum(dim=1)           # (lote,)
+    ultima = (n_reais - 1).clamp(min=0)
+    linhas = torch.arange(input_batch.shape[0], device=input_batch.device)
+    return logits[linhas, ultima]                                # (lote, classes)
+
+
+# %% 06-finetuning/notebook.ipynb · célula 32
+def calc_loss_batch_classifier(input_batch: torch.Tensor, target_batch: torch.Tensor, model, device,
+                               pad_token_id: int = 50256) -> torch.Tensor:
+    """Entropia cruzada da classificação em um lote, lida no último token real de cada texto."""
+    input_batch, target_batch = input_batch.to(device), target_batch.to(device)
+    logits = classifier_logits(model, input_batch, pad_token_id)
+    return torch.nn.functional.cross_entropy(logits, target_batch)
+
+
+def calc_loss_loader_classifier(data_loader, model, device, num_batches: int | None = None,
+                                pad_token_id: int = 50256) -> float:
+    """Perda média de classificação em até `num_batches` lotes (todos, se None), sem gradiente."""
+    if len(data_loader) == 0:
+        return float("nan")
+    num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
+    total = 0.0
+    with torch.no_grad():
+        for i, (input_batch, target_batch) in enumerate(data_loader):
+            if i >= num_batches:
+                break
+            total += calc_loss_batch_classifier(input_batch, target_batch, model, device, pad_token_id).item()
+    return total / num_batches
+
+
+def calc_accuracy_loader(data_loader, model, device, num_batches: int | None = None,
+                         pad_token_id: int = 50256) -> float:
+    """Fração de acertos em até `num_batches` lotes (todos, se None), com o modelo em modo de avaliação."""
+    if len(data_loader) == 0:
+        return float("nan")
+    num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
+    estava_treinando = model.training
+    model.eval()
+    acertos, vistos = 0, 0
+    with torch.no_grad():
+        for i, (input_batch, target_batch) in enumerate(data_loader):
+            if i >= num_batches:
+                break
+            logits = classifier_logits(model, input_batch.to(device), pad_token_id)
+            acertos += (logits.argmax(dim=-1) == target_batch.to(device)).sum().item()
+            vistos += target_batch.shape[0]
+    model.train(estava_treinando)
+    return acertos / vistos
+
+
+# %% 06-finetuning/notebook.ipynb · célula 36
+def evaluate_classifier(model, train_loader, val_loader, device, eval_iter: int,
+                        pad_token_id: int = 50256) -> tuple[float, float, float, float]:
+    """(perda de treino, perda de validação, acurácia de treino, acurácia de validação) em `eval_iter` lotes."""
+    model.eval()
+    train_loss = calc_loss_loader_classifier(train_loader, model, device, eval_iter, pad_token_id)
+    val_loss = calc_loss_loader_classifier(val_loader, model, device, eval_iter, pad_token_id)
+    train_acc = calc_accuracy_loader(train_loader, model, device, eval_iter, pad_token_id)
+    val_acc = calc_accuracy_loader(val_loader, model, device, eval_iter, pad_token_id)
+    model.train()
+    return train_loss, val_loss, train_acc, val_acc
+
+
+def train_classifier_simple(model, train_loader, val_loader, optimizer, device, num_epochs: int, eval_freq: int,
+                            eval_iter: int, pad_token_id: int = 50256):
+    """Laço de fine-tuning de classificação, com barra de progresso e avaliação a cada `eval_freq` passos.
+
+    Devolve (train_losses, val_losses, train_accs, val_accs, examples_seen): as quatro métricas de cada
+    avaliação e quantos exemplos de treino o modelo tinha visto em cada uma.
+    """
+    train_losses, val_losses, train_accs, val_accs, examples_seen = [], [], [], [], []
+    vistos, global_step = 0, -1
+    barra = progress_bar(total=num_epochs * len(train_loader), desc="fine-tuning", unit="passo")
+    for epoch in range(num_epochs):
+        model.train()
+        for input_batch, target_batch in train_loader:
+            optimizer.zero_grad()
+            loss = calc_loss_batch_classifier(input_batch, target_batch, model, device, pad_token_id)
+            loss.backward()
+            optimizer.step()
+            vistos += input_batch.shape[0]
+            global_step += 1
+            barra.update(1)
+            if global_step % eval_freq == 0:
+                metricas = evaluate_classifier(model, train_loader, val_loader, device, eval_iter, pad_token_id)
+                for lista, valor in zip((train_losses, val_losses, train_accs, val_accs), metricas):
+                    lista.append(valor)
+                examples_seen.append(vistos)
+                barra.set_postfix(perda_val=f"{metricas[1]:.3f}", acc_val=f"{metricas[3]:.0%}")
+        acc_val = calc_accuracy_loader(val_loader, model, device, pad_token_id=pad_token_id)
+        barra.write(f"época {epoch + 1}: acurácia na validação inteira {acc_val:.1%}")
+    barra.close()
+    return train_losses, val_losses, train_accs, val_accs, examples_seen
+
+
+# %% 06-finetuning/notebook.ipynb · célula 60
+def classify_text(text: str, model, tokenizer, device, max_length: int,
+                  pad_token_id: int = 50256) -> tuple[str, float]:
+    """Classifica uma notícia: devolve ("falsa" ou "verdadeira", probabilidade dessa classe).
+
+    Lê só os primeiros `max_length` tokens (limitados ao contexto do modelo) e avisa quando corta o texto.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"classify_text espera um texto (str), mas recebeu {type(text).__name__}.")
+    if not text.strip():
+        raise ValueError("O texto está vazio: escreva a notícia que você quer classificar.")
+    limite = min(max_length, model.pos_emb.weight.shape[0])
+    ids = tokenizer.encode(text, disallowed_special=())
+    if len(ids) > limite:
+        print(f"Aviso: o texto tem {len(ids)} tokens; o classificador lê só os primeiros {limite}.")
+        ids = ids[:limite]
+    entrada = torch.tensor([ids + [pad_token_id] * (limite - len(ids))], device=device)
+    estava_treinando = model.training
+    model.eval()
+    with torch.no_grad():
+        probs = torch.softmax(classifier_logits(model, entrada, pad_token_id), dim=-1)[0]
+    model.train(estava_treinando)
+    classe = int(probs.argmax())
+    return FAKEBR_LABELS[classe], probs[classe].item()

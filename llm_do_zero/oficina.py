@@ -1,0 +1,301 @@
+"""Capítulo 00-oficina: o código que o capítulo ensina e os seguintes reutilizam.
+
+ARQUIVO GERADO por `python ferramentas/exportar.py` a partir das células `# exportar` de
+`00-oficina/notebook.ipynb`. Não edite à mão: mude o notebook e gere de novo.
+"""
+import hashlib
+import json
+import os
+from pathlib import Path
+import random
+import shutil
+import sys
+import time
+from typing import Callable
+import unicodedata
+import urllib.error
+import urllib.request
+
+import numpy as np
+import torch
+from tqdm.std import tqdm as _tqdm_texto
+
+
+# %% 00-oficina/notebook.ipynb · célula 5
+MODOS = ("rapido", "completo")
+
+
+def get_mode() -> str:
+    """Devolve o modo do curso: 'rapido' (CPU, minutos) ou 'completo' (GPU, tamanho real).
+
+    Lê a variável de ambiente LLM_MODO; sem ela, escolhe 'completo' se houver GPU CUDA e 'rapido' caso contrário.
+    """
+    bruto = os.environ.get("LLM_MODO", "").strip().lower()
+    if not bruto:
+        return "completo" if torch.cuda.is_available() else "rapido"
+    modo = unicodedata.normalize("NFKD", bruto).encode("ascii", "ignore").decode()
+    if modo not in MODOS:
+        raise ValueError(f"LLM_MODO={bruto!r} não é um modo válido. Use um destes: {', '.join(MODOS)}.")
+    return modo
+
+
+# %% 00-oficina/notebook.ipynb · célula 25
+class _BarraDeTexto(_tqdm_texto):
+    """A `tqdm` de texto, com `set_postfix` que espera o próximo redesenho em vez de forçar um."""
+
+    def set_postfix(self, ordered_dict=None, refresh=False, **kwargs):
+        super().set_postfix(ordered_dict, refresh=refresh, **kwargs)
+
+
+def progress_bar(iterable=None, total: int | None = None, desc: str | None = None, **kwargs):
+    """Barra de progresso do curso: texto simples, redesenhada no máximo a cada 2 s (`mininterval`).
+
+    Aceita os argumentos da `tqdm`. Manda poucas mensagens ao Jupyter, ao contrário da barra de widget.
+    """
+    opcoes = {"mininterval": 2.0, "ncols": 100, "file": sys.stdout}
+    opcoes.update(kwargs)
+    return _BarraDeTexto(iterable, total=total, desc=desc, **opcoes)
+
+
+# %% 00-oficina/notebook.ipynb · célula 30
+def get_device() -> torch.device:
+    """Melhor dispositivo disponível: GPU CUDA, depois GPU Apple (MPS), senão CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device | None = None) -> str:
+    """Descrição curta do dispositivo para relatórios (nome da GPU ou núcleos da CPU)."""
+    device = device or get_device()
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "GPU Apple (MPS)"
+    return f"CPU ({os.cpu_count()} núcleos)"
+
+
+def set_seed(seed: int = 123) -> None:
+    """Fixa as sementes de Python, NumPy e PyTorch (CPU e GPU) para resultados reprodutíveis."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+# %% 00-oficina/notebook.ipynb · célula 39
+def project_root() -> Path:
+    """Raiz do repositório do curso (a pasta com `ferramentas/exportar.py`), procurando a partir da pasta atual."""
+    atual = Path.cwd().resolve()
+    for pasta in (atual, *atual.parents):
+        if (pasta / "ferramentas" / "exportar.py").exists():
+            return pasta
+    return Path.home() / ".cache" / "fazendo-um-llm-do-zero"
+
+
+def cache_dir() -> Path:
+    """Pasta dos downloads: LLM_CACHE_DIR, ou `dados-cache/` na raiz do repositório."""
+    return Path(os.environ.get("LLM_CACHE_DIR") or project_root() / "dados-cache")
+
+
+def artifacts_dir() -> Path:
+    """Pasta de modelos treinados e resultados: LLM_ARTEFATOS, ou `artefatos/` na raiz do repositório."""
+    return Path(os.environ.get("LLM_ARTEFATOS") or project_root() / "artefatos")
+
+
+class DownloadError(RuntimeError):
+    """Falha ao obter um arquivo: rede, espelho ou verificação. A mensagem diz o que fazer."""
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 de um arquivo, lido em pedaços (serve para arquivos grandes)."""
+    soma = hashlib.sha256()
+    with open(path, "rb") as f:
+        for pedaco in iter(lambda: f.read(1 << 20), b""):
+            soma.update(pedaco)
+    return soma.hexdigest()
+
+
+def _show_path(path: Path) -> str:
+    """Caminho para mensagens: relativo à raiz do repositório quando estiver dentro dela."""
+    try:
+        return Path(path).resolve().relative_to(project_root()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _mirror_folder() -> Path | None:
+    """Pasta do espelho local (LLM_DADOS_ESPELHO), relativa à pasta atual ou à raiz do repositório."""
+    bruto = os.environ.get("LLM_DADOS_ESPELHO")
+    if not bruto:
+        return None
+    for candidato in (Path(bruto), project_root() / bruto):
+        if candidato.is_dir():
+            return candidato
+    return None
+
+
+def _check_file(part: Path, url: str, fonte: str, sha256: str | None,
+                validate: Callable[[Path], None] | None) -> None:
+    """Confere SHA-256 e conteúdo de um arquivo recém-obtido; em caso de problema, apaga-o e explica."""
+    if sha256 is not None:
+        obtido = sha256_of(part)
+        if obtido != sha256:
+            part.unlink(missing_ok=True)
+            raise DownloadError(
+                f"O arquivo obtido de {fonte} está corrompido ou não é o esperado: SHA-256 {obtido[:16]}…, "
+                f"esperado {sha256[:16]}…. Nada foi guardado no cache. Tente de novo; se persistir, baixe-o "
+                f"à mão de {url}.")
+    if validate is not None:
+        try:
+            validate(part)
+        except Exception as erro:
+            part.unlink(missing_ok=True)
+            raise DownloadError(f"O arquivo obtido de {fonte} não tem o conteúdo esperado: {erro}. "
+                                f"Nada foi guardado no cache.") from erro
+
+
+def _is_valid(path: Path, sha256: str | None, validate: Callable[[Path], None] | None) -> bool:
+    if sha256 is not None and sha256_of(path) != sha256:
+        return False
+    if validate is not None:
+        try:
+            validate(path)
+        except Exception:
+            return False
+    return True
+
+
+def download_file(url: str, path: str | Path, sha256: str | None = None, mirror_name: str | None = None,
+                  validate: Callable[[Path], None] | None = None, timeout: float = 30.0,
+                  quiet: bool = False) -> Path:
+    """Baixa `url` para `path` com cache, espelho local, escrita atômica e verificação.
+
+    - Se `path` já existe e confere (SHA-256 e/ou `validate`), nada é baixado.
+    - Se LLM_DADOS_ESPELHO aponta para uma pasta com `mirror_name`, o arquivo é copiado de lá.
+    - Senão, é baixado da internet para `path.part` e só renomeado para `path` depois de verificado.
+    - `validate(caminho)` pode conferir o conteúdo quando não há SHA-256 fixo (e deve levantar erro se não servir).
+    Qualquer falha levanta DownloadError com a URL e o jeito de colocar o arquivo à mão; nada incompleto fica.
+    """
+    path = Path(path)
+    if path.exists():
+        if _is_valid(path, sha256, validate):
+            return path
+        if not quiet:
+            print(f"{path.name} está no cache mas não confere; obtendo de novo.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    espelho = _mirror_folder()
+    origem = espelho / mirror_name if espelho is not None and mirror_name else None
+    try:
+        if origem is not None and origem.is_file():
+            shutil.copyfile(origem, part)
+            fonte = f"espelho local (LLM_DADOS_ESPELHO: {mirror_name})"
+        else:
+            _fetch_url(url, part, timeout, quiet)
+            fonte = url
+        _check_file(part, url, fonte, sha256, validate)
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+    if not quiet:
+        print(f"{path.name}: {path.stat().st_size:,} bytes obtidos de {fonte}".replace(",", "."))
+    return path
+
+
+def _fetch_url(url: str, part: Path, timeout: float, quiet: bool) -> None:
+    """Baixa `url` para o arquivo `part`, com barra de progresso; erros viram DownloadError em português."""
+    destino_final = part.with_name(part.name.removesuffix(".part"))
+    ajuda = (f"Sem internet? Baixe o arquivo em outro computador e coloque-o em {_show_path(destino_final)}, "
+             f"ou aponte LLM_DADOS_ESPELHO para uma pasta com uma cópia.")
+    try:
+        pedido = urllib.request.Request(url, headers={"User-Agent": "fazendo-um-llm-do-zero"})
+        with urllib.request.urlopen(pedido, timeout=timeout) as resposta, open(part, "wb") as saida:
+            total = int(resposta.headers.get("Content-Length") or 0) or None
+            with progress_bar(total=total, unit="B", unit_scale=True, desc=destino_final.name,
+                      disable=quiet or total is None) as barra:
+                for pedaco in iter(lambda: resposta.read(1 << 16), b""):
+                    saida.write(pedaco)
+                    barra.update(len(pedaco))
+    except (urllib.error.URLError, OSError, ValueError) as erro:
+        part.unlink(missing_ok=True)
+        motivo = getattr(erro, "reason", erro)
+        raise DownloadError(f"Não consegui baixar {url} ({motivo}). {ajuda}") from erro
+
+
+# %% 00-oficina/notebook.ipynb · célula 41
+_MACHADO = "https://raw.githubusercontent.com/luxedo/dataset-machado-de-assis/master/txt"
+_GPT2_BPE = "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main"
+
+DATA_FILES: dict[str, dict] = {
+    "machado/casaVelha.txt": {"url": f"{_MACHADO}/romance/casaVelha.txt",
+                              "sha256": "5defe6c618f2d0538523e3f6fec112d46b1656b1c7a896ec18c57d1eeb99bd64"},
+    "machado/contosFluminenses.txt": {"url": f"{_MACHADO}/conto/contosFluminenses.txt",
+                                      "sha256": "eb84024c30a15ca99efdce4e24812128a5c4d83fda0e1bc2d4500dd5760e76de"},
+    "machado/domCasmurro.txt": {"url": f"{_MACHADO}/romance/domCasmurro.txt",
+                                "sha256": "d2d0da51e599361f12347905e9aedd32527912e0676111131bd919f792ef9360"},
+    "machado/esau.txt": {"url": f"{_MACHADO}/romance/esau.txt",
+                         "sha256": "2c6c40a46e0b37157438a0652a859b265c90fcb3f8992dc68035c427dc365ea2"},
+    "machado/helena.txt": {"url": f"{_MACHADO}/romance/helena.txt",
+                           "sha256": "13cb0ae9ac7915a745d3d8a5aa7caa6f73eaadaa3ac1640aa3d988434a1e121b"},
+    "machado/historiasMeiaNoite.txt": {"url": f"{_MACHADO}/conto/historiasMeiaNoite.txt",
+                                       "sha256": "ff8740d7592a6c0a6c89d6d64532ba59783bc3b08b030b19cd99682972c55241"},
+    "machado/historiasSemData.txt": {"url": f"{_MACHADO}/conto/historiasSemData.txt",
+                                     "sha256": "7b06454bdb9ac08f8c11d6c3188b921458be3f0576f2121b1b58f828258682db"},
+    "machado/iaia.txt": {"url": f"{_MACHADO}/romance/iaia.txt",
+                         "sha256": "e7089fa955d334b5cc26ceb3e0e681695ffd18c74d86b3bf64965314f20cda9c"},
+    "machado/maoLuva.txt": {"url": f"{_MACHADO}/romance/maoLuva.txt",
+                            "sha256": "b15a6fb8db0291c4e3228a24534907d5b38344b4ecfae4301b3d8041de16e3b7"},
+    "machado/memorial-de-aires.txt": {"url": f"{_MACHADO}/romance/memorial-de-aires.txt",
+                                      "sha256": "76343d1bb6ab6dd58cc9623d3862f852ebb706b1b6dc827066d83bffa3e78289"},
+    "machado/memoriasBras.txt": {"url": f"{_MACHADO}/romance/memoriasBras.txt",
+                                 "sha256": "3cb24e357d9c5ae7c95b4efb4949e7b8838a528577281bc875f6e8e9a9780bba"},
+    "machado/paginasRecolhidas.txt": {"url": f"{_MACHADO}/conto/paginasRecolhidas.txt",
+                                      "sha256": "2df54b36a5d15bf22f067b99c8d1ec911b40a904f7bf38b93729d001fd640c0f"},
+    "machado/papeisAvulsos.txt": {"url": f"{_MACHADO}/conto/papeisAvulsos.txt",
+                                  "sha256": "cfb8934bb81b1b731455565fc4aeacffa0443acbcacf7cd9b86d4bce26429392"},
+    "machado/quincas.txt": {"url": f"{_MACHADO}/romance/quincas.txt",
+                            "sha256": "dc7b6452a1aa0f9bfe170035b25bcdef8d2b528fe081fe2aa2d5a6d76a2b5be1"},
+    "machado/reliquias.txt": {"url": f"{_MACHADO}/conto/reliquias.txt",
+                              "sha256": "22670d377a0fdd79ee8b69689a26b3df0e12e1ed4b45d0605ba651927d2de37f"},
+    "machado/ressurreicao.txt": {"url": f"{_MACHADO}/romance/ressurreicao.txt",
+                                 "sha256": "ffc33c6f6adf780b16e7a81b8a128b9a1bab86523cca9d111bb9214fc95a6f60"},
+    "machado/variasHistorias.txt": {"url": f"{_MACHADO}/conto/variasHistorias.txt",
+                                    "sha256": "da1b48ccbd6e0f6a295ac4b6fbb509e2cc36af75f420e4cf3a4794fa44089dce"},
+    "gpt2/vocab.bpe": {"url": f"{_GPT2_BPE}/vocab.bpe",
+                       "sha256": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"},
+    "gpt2/encoder.json": {"url": f"{_GPT2_BPE}/encoder.json",
+                          "sha256": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"},
+    "Fake.br-Corpus-master.zip": {"url": "https://github.com/roneysco/Fake.br-Corpus/archive/refs/heads/master.zip",
+                                  "sha256": None},
+}
+
+
+def get_data_file(name: str, validate: Callable[[Path], None] | None = None, quiet: bool = False) -> Path:
+    """Caminho no cache de um arquivo do registro DATA_FILES, obtido (e verificado) se ainda não estiver lá."""
+    if name not in DATA_FILES:
+        raise KeyError(f"{name!r} não está no registro de dados do curso. Opções: {', '.join(sorted(DATA_FILES))}")
+    info = DATA_FILES[name]
+    return download_file(info["url"], cache_dir() / name, sha256=info["sha256"], mirror_name=name,
+                         validate=validate, quiet=quiet)
+
+
+# %% 00-oficina/notebook.ipynb · célula 48
+def save_results(capitulo: str, metricas: dict, tempo_s: float, device: torch.device | None = None) -> Path:
+    """Grava `artefatos/resultados/<capitulo>.json` com métricas, tempo, modo e máquina."""
+    destino = artifacts_dir() / "resultados" / f"{capitulo}.json"
+    destino.parent.mkdir(parents=True, exist_ok=True)
+    registro = {
+        "capitulo": capitulo,
+        "modo": get_mode(),
+        "dispositivo": describe_device(device),
+        "tempo_s": round(float(tempo_s), 1),
+        "metricas": metricas,
+        "torch": torch.__version__,
+        "data": time.strftime("%Y-%m-%d"),
+    }
+    destino.write_text(json.dumps(registro, ensure_ascii=False, indent=2), encoding="utf-8")
+    return destino

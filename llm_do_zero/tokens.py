@@ -1,0 +1,302 @@
+"""Capítulo 02-tokens: o código que o capítulo ensina e os seguintes reutilizam.
+
+ARQUIVO GERADO por `python ferramentas/exportar.py` a partir das células `# exportar` de
+`02-tokens/notebook.ipynb`. Não edite à mão: mude o notebook e gere de novo.
+"""
+from collections import Counter, defaultdict
+from functools import lru_cache
+import heapq
+import json
+from pathlib import Path
+import re
+import sys
+import unicodedata
+
+import tiktoken
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+# %% 02-tokens/notebook.ipynb · célula 25
+# O padrão do GPT-2 como o tiktoken o escreve (sintaxe do módulo `regex`, que não vem com o Python).
+GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+
+# O \s do padrão original é a propriedade Unicode White_Space (o \s do `re` aceita também \x1c-\x1f).
+_WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def _unicode_class(category_prefix: str) -> str:
+    """Conteúdo de uma classe [...] com todos os caracteres cuja categoria Unicode começa com o prefixo dado."""
+    ranges, start = [], None
+    for cp in range(sys.maxunicode + 2):
+        inside = cp <= sys.maxunicode and unicodedata.category(chr(cp)).startswith(category_prefix)
+        if inside and start is None:
+            start = cp
+        elif not inside and start is not None:
+            first, last = re.escape(chr(start)), re.escape(chr(cp - 1))
+            ranges.append(first if start == cp - 1 else f"{first}-{last}")
+            start = None
+    return "".join(ranges)
+
+
+@lru_cache(maxsize=None)
+def gpt2_pretokenizer() -> re.Pattern:
+    """O padrão de pré-tokenização do GPT-2 reescrito para o `re` da biblioteca padrão.
+
+    \\p{L} (letras) e \\p{N} (números) viram classes explícitas montadas com `unicodedata`; \\s vira a lista de
+    espaços Unicode; `$` vira `\\Z`. Montar as classes leva uns décimos de segundo, uma vez só (fica em cache).
+    """
+    letters, numbers, space = _unicode_class("L"), _unicode_class("N"), _WHITE_SPACE
+    return re.compile(
+        rf"'(?:[sdmt]|ll|ve|re)"              # contrações do inglês: 's 't 'm 'd 'll 've 're
+        rf"| ?[{letters}]+"                   # uma palavra, com o espaço que a precede
+        rf"| ?[{numbers}]+"                   # um número, com o espaço que o precede
+        rf"| ?[^{space}{letters}{numbers}]+"  # pontuação e símbolos, com o espaço que os precede
+        rf"|[{space}]+\Z"                     # espaços no fim do texto
+        rf"|[{space}]+(?![^{space}])"         # espaços (o último fica para a palavra seguinte)
+        rf"|[{space}]"                        # um espaço que sobrou
+    )
+
+
+# %% 02-tokens/notebook.ipynb · célula 28
+def gpt2_bytes_to_unicode() -> dict[int, str]:
+    """A tabela do GPT-2 que dá a cada um dos 256 bytes um caractere visível.
+
+    Os arquivos `vocab.bpe` e `encoder.json` escrevem os tokens com esses caracteres (o espaço vira 'Ġ', a quebra
+    de linha vira 'Ċ'): os bytes imprimíveis ficam como estão e os outros são levados para 256, 257, ...
+    """
+    visible = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, extra = {}, 0
+    for b in range(256):
+        if b in visible:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+class BPETokenizer:
+    """Tokenizador BPE (byte pair encoding) em nível de bytes, com a pré-tokenização do GPT-2.
+
+    - `BPETokenizer().train(texto, vocab_size)` aprende as fusões (merges) num texto;
+    - `BPETokenizer.from_gpt2(vocab_bpe, encoder_json)` carrega as fusões do GPT-2 (ids idênticos aos do tiktoken);
+    - `encode(texto, allowed_special=...)` / `decode(ids)`: ida e volta exata para qualquer texto Unicode.
+
+    `vocab` guarda id -> bytes; `merges` guarda (id, id) -> id do token novo, na ordem em que foram aprendidas.
+    """
+
+    def __init__(self):
+        self.vocab: dict[int, bytes] = {b: bytes([b]) for b in range(256)}
+        self.merges: dict[tuple[int, int], int] = {}
+        self.special_tokens: dict[str, int] = {}
+        self._prepare()
+
+    @property
+    def n_vocab(self) -> int:
+        return len(self.vocab)
+
+    def _prepare(self) -> None:
+        """Tabelas derivadas: id de cada byte, posto (ordem) de cada fusão e o cache de pedaços já codificados."""
+        ordinary = {tok: i for i, tok in self.vocab.items() if i not in self.special_tokens.values()}
+        self._byte_ids = [ordinary[bytes([b])] for b in range(256)]
+        self._ranks = {pair: rank for rank, pair in enumerate(self.merges)}
+        self._cache: dict[str, list[int]] = {}
+
+    # ---------------------------------------------------------------- treino
+    def train(self, text: str, vocab_size: int, special_tokens: tuple[str, ...] = ("<|endoftext|>",)):
+        """Aprende `vocab_size - 256 - len(special_tokens)` fusões em `text`; devolve o próprio tokenizador.
+
+        Cada fusão junta o par de tokens vizinhos mais frequente (empate: o par de menores ids), sem nunca
+        atravessar a fronteira de um pedaço da pré-tokenização. Mesmo texto e mesmo `vocab_size`, mesmo resultado;
+        e as primeiras fusões de um vocabulário maior são exatamente as de um menor.
+        """
+        n_merges = vocab_size - 256 - len(special_tokens)
+        if n_merges < 0:
+            raise ValueError(f"vocab_size={vocab_size} é pequeno demais: só os 256 bytes e os "
+                             f"{len(special_tokens)} tokens especiais já ocupam {256 + len(special_tokens)}.")
+        if not text:
+            raise ValueError("O texto de treino está vazio.")
+        # 1. Pré-tokeniza e conta pedaços iguais uma vez só ("␣que" aparece milhares de vezes, vira 1 entrada).
+        pieces = Counter()
+        for part in self._split_special(text, set(special_tokens)):
+            if part not in special_tokens:
+                pieces.update(gpt2_pretokenizer().findall(part))
+        words = [list(piece.encode("utf-8")) for piece in pieces]
+        freqs = list(pieces.values())
+        # 2. Contagem de todos os pares vizinhos, e um índice par -> palavras que o contêm.
+        pair_counts: Counter = Counter()
+        where = defaultdict(set)
+        for w, word in enumerate(words):
+            for pair in zip(word, word[1:]):
+                pair_counts[pair] += freqs[w]
+                where[pair].add(w)
+        # 3. Um heap (fila de prioridade) entrega o par mais frequente; entradas desatualizadas são puladas.
+        heap = [(-count, pair) for pair, count in pair_counts.items()]
+        heapq.heapify(heap)
+        vocab = {b: bytes([b]) for b in range(256)}
+        ids_of = {tok: i for i, tok in vocab.items()}
+        merges: dict[tuple[int, int], int] = {}
+        while len(merges) < n_merges and heap:
+            neg_count, pair = heapq.heappop(heap)
+            if pair_counts.get(pair, 0) != -neg_count:
+                continue  # a contagem deste par mudou depois que ele entrou no heap
+            new_bytes = vocab[pair[0]] + vocab[pair[1]]
+            new_id = ids_of.get(new_bytes)  # os mesmos bytes já formados por outro par? reaproveita o id
+            if new_id is None:
+                new_id = len(vocab)
+                vocab[new_id], ids_of[new_bytes] = new_bytes, new_id
+            merges[pair] = new_id
+            # 4. Só as palavras que contêm o par mudam: desconta os pares antigos delas, conta os novos.
+            changed = set()
+            for w in where.pop(pair, ()):
+                old, freq = words[w], freqs[w]
+                new = self._merge_pair(old, pair, new_id)
+                for p in zip(old, old[1:]):
+                    pair_counts[p] -= freq
+                    changed.add(p)
+                for p in zip(new, new[1:]):
+                    pair_counts[p] += freq
+                    where[p].add(w)
+                    changed.add(p)
+                words[w] = new
+            for p in changed:
+                if pair_counts[p] > 0:
+                    heapq.heappush(heap, (-pair_counts[p], p))
+                else:
+                    del pair_counts[p]
+        self.vocab, self.merges = vocab, merges
+        self.special_tokens = {tok: len(vocab) + k for k, tok in enumerate(special_tokens)}
+        for tok, i in self.special_tokens.items():
+            self.vocab[i] = tok.encode("utf-8")
+        self._prepare()
+        return self
+
+    @staticmethod
+    def _merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+        """Troca cada ocorrência de `pair` em `ids` (da esquerda para a direita) por `new_id`."""
+        out, i = [], 0
+        while i < len(ids):
+            if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+                out.append(new_id)
+                i += 2
+            else:
+                out.append(ids[i])
+                i += 1
+        return out
+
+    # ---------------------------------------------------------------- codificar e decodificar
+    def _encode_piece(self, piece: str) -> list[int]:
+        """Bytes do pedaço -> ids, aplicando sempre a fusão disponível aprendida mais cedo (menor posto)."""
+        ids = [self._byte_ids[b] for b in piece.encode("utf-8")]
+        while len(ids) > 1:
+            ranks = [self._ranks.get(pair) for pair in zip(ids, ids[1:])]
+            candidates = [(r, i) for i, r in enumerate(ranks) if r is not None]
+            if not candidates:
+                break
+            _, i = min(candidates)  # menor posto; empate: a posição mais à esquerda
+            ids[i:i + 2] = [self.merges[(ids[i], ids[i + 1])]]
+        return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Codifica sem tratar tokens especiais (o texto '<|endoftext|>' vira tokens comuns)."""
+        out = []
+        for piece in gpt2_pretokenizer().findall(text):
+            ids = self._cache.get(piece)
+            if ids is None:
+                ids = self._cache[piece] = self._encode_piece(piece)
+            out.extend(ids)
+        return out
+
+    def encode(self, text: str, allowed_special: set[str] | str = frozenset()) -> list[int]:
+        """Texto -> ids. Tokens especiais só são reconhecidos se estiverem em `allowed_special` (ou "all")."""
+        allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
+        forbidden = [tok for tok in self.special_tokens if tok not in allowed and tok in text]
+        if forbidden:
+            raise ValueError(f"O texto contém o token especial {forbidden[0]!r}. Se ele está aí de propósito, "
+                             f"use encode(texto, allowed_special={{{forbidden[0]!r}}}).")
+        try:
+            out = []
+            for part in self._split_special(text, allowed & set(self.special_tokens)):
+                if part in allowed and part in self.special_tokens:
+                    out.append(self.special_tokens[part])
+                else:
+                    out.extend(self.encode_ordinary(part))
+            return out
+        except UnicodeEncodeError as erro:
+            raise ValueError(f"O texto tem um caractere que não existe em UTF-8 ({erro.object[erro.start]!r}, "
+                             "um 'surrogate' isolado) e por isso não vira bytes.") from erro
+
+    @staticmethod
+    def _split_special(text: str, specials: set[str]) -> list[str]:
+        """Separa o texto nos tokens especiais dados, mantendo-os como partes próprias."""
+        if not specials:
+            return [text]
+        pattern = "(" + "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True)) + ")"
+        return [part for part in re.split(pattern, text) if part]
+
+    def decode(self, ids) -> str:
+        """Ids -> texto. Bytes que não formam UTF-8 válido (um caractere cortado ao meio) viram '�'."""
+        try:
+            data = b"".join(self.vocab[int(i)] for i in ids)
+        except KeyError as erro:
+            raise ValueError(f"O id {erro.args[0]} não existe neste vocabulário (0 a {self.n_vocab - 1}).") from None
+        return data.decode("utf-8", errors="replace")
+
+    # ---------------------------------------------------------------- os arquivos do GPT-2
+    @classmethod
+    def from_gpt2(cls, vocab_bpe_path, encoder_json_path) -> "BPETokenizer":
+        """Carrega as 50.000 fusões e os 50.257 ids do GPT-2 a partir de `vocab.bpe` e `encoder.json`."""
+        encoder = json.loads(Path(encoder_json_path).read_text(encoding="utf-8"))
+        lines = Path(vocab_bpe_path).read_text(encoding="utf-8").split("\n")
+        byte_of = {char: b for b, char in gpt2_bytes_to_unicode().items()}
+        tokenizer = cls()
+        try:
+            tokenizer.special_tokens = {"<|endoftext|>": encoder["<|endoftext|>"]}
+            tokenizer.vocab = {i: (token.encode("utf-8") if token in tokenizer.special_tokens
+                                   else bytes(byte_of[char] for char in token))
+                               for token, i in encoder.items()}
+            tokenizer.merges = {}
+            for line in lines[1:]:  # a primeira linha é o cabeçalho "#version: 0.2"
+                if line:
+                    left, right = line.split(" ")
+                    tokenizer.merges[(encoder[left], encoder[right])] = encoder[left + right]
+        except (KeyError, ValueError) as erro:
+            raise ValueError(f"vocab.bpe e encoder.json não formam um tokenizador GPT-2 válido ({erro!r}). "
+                             "Apague-os do cache e obtenha-os de novo.") from erro
+        tokenizer._prepare()
+        return tokenizer
+
+
+# %% 02-tokens/notebook.ipynb · célula 57
+class GPTDataset(Dataset):
+    """Janelas deslizantes sobre um texto tokenizado: cada exemplo é (entrada, alvo = entrada deslocada de 1)."""
+
+    def __init__(self, txt: str, tokenizer, max_length: int, stride: int):
+        token_ids = tokenizer.encode(txt, allowed_special={"<|endoftext|>"})
+        if len(token_ids) <= max_length:
+            raise ValueError(f"O texto tem {len(token_ids)} tokens: precisa de mais que max_length={max_length}.")
+        self.input_ids, self.target_ids = [], []
+        for inicio in range(0, len(token_ids) - max_length, stride):
+            janela = token_ids[inicio:inicio + max_length + 1]
+            self.input_ids.append(torch.tensor(janela[:-1]))
+            self.target_ids.append(torch.tensor(janela[1:]))
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, i: int):
+        return self.input_ids[i], self.target_ids[i]
+
+
+def create_dataloader(txt: str, batch_size: int = 4, max_length: int = 256, stride: int = 128,
+                      shuffle: bool = True, drop_last: bool = True, num_workers: int = 0,
+                      tokenizer=None) -> DataLoader:
+    """DataLoader de janelas (entrada, alvo) de `max_length` tokens, começando a cada `stride` tokens.
+
+    Sem `tokenizer`, usa o BPE do GPT-2 (tiktoken).
+    """
+    tokenizer = tokenizer or tiktoken.get_encoding("gpt2")
+    dataset = GPTDataset(txt, tokenizer, max_length, stride)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      num_workers=num_workers)
