@@ -19,5 +19,6 @@ from llm_do_zero.oficina import (
 )
 from llm_do_zero.estatistica import load_text, MACHADO_BOOKS, perplexity
 from llm_do_zero.tokens import (
-    BPETokenizer, create_dataloader, gpt2_bytes_to_unicode, gpt2_pretokenizer, GPT2_SPLIT_PATTERN, GPTDataset,
+    BPETokenizer, cooccurrence_counts, create_dataloader, gpt2_bytes_to_unicode, gpt2_pretokenizer,
+    GPT2_SPLIT_PATTERN, GPTDataset, pad_batch, ppmi, sinusoidal_position_encoding, train_bpe_naive,
 )

@@ -19,6 +19,7 @@ from llm_do_zero.oficina import (
 )
 from llm_do_zero.estatistica import load_text, MACHADO_BOOKS, perplexity
 from llm_do_zero.tokens import (
-    BPETokenizer, create_dataloader, gpt2_bytes_to_unicode, gpt2_pretokenizer, GPT2_SPLIT_PATTERN, GPTDataset,
+    BPETokenizer, cooccurrence_counts, create_dataloader, gpt2_bytes_to_unicode, gpt2_pretokenizer,
+    GPT2_SPLIT_PATTERN, GPTDataset, pad_batch, ppmi, sinusoidal_position_encoding, train_bpe_naive,
 )
-from llm_do_zero.atencao import MultiHeadAttention
+from llm_do_zero.atencao import attention_weights, copy_task_batch, MultiHeadAttention

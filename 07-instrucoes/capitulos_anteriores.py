@@ -19,12 +19,14 @@ from llm_do_zero.oficina import (
 )
 from llm_do_zero.estatistica import load_text, MACHADO_BOOKS, perplexity
 from llm_do_zero.tokens import (
-    BPETokenizer, create_dataloader, gpt2_bytes_to_unicode, gpt2_pretokenizer, GPT2_SPLIT_PATTERN, GPTDataset,
+    BPETokenizer, cooccurrence_counts, create_dataloader, gpt2_bytes_to_unicode, gpt2_pretokenizer,
+    GPT2_SPLIT_PATTERN, GPTDataset, pad_batch, ppmi, sinusoidal_position_encoding, train_bpe_naive,
 )
-from llm_do_zero.atencao import MultiHeadAttention
+from llm_do_zero.atencao import attention_weights, copy_task_batch, MultiHeadAttention
 from llm_do_zero.gpt import (
-    FeedForward, GELU, generate_text_simple, GPT_CONFIG_124M, GPTModel, LayerNorm, load_weights_into_gpt,
-    text_to_token_ids, token_ids_to_text, TransformerBlock,
+    apply_rope, FeedForward, GELU, generate_text_simple, GPT_CONFIG_124M, GPTModel, GroupedQueryAttention,
+    init_gpt2_weights, LayerNorm, load_weights_into_gpt, RMSNorm, rope_angles, SwiGLU, text_to_token_ids,
+    token_ids_to_text, TransformerBlock,
 )
 from llm_do_zero.pretreino import (
     base_checkpoint_path, BASE_SOURCES, calc_loss_batch, calc_loss_loader, create_pretraining_loaders,
@@ -35,5 +37,6 @@ from llm_do_zero.pretreino import (
 from llm_do_zero.finetuning import (
     add_classification_head, calc_accuracy_loader, calc_loss_batch_classifier, calc_loss_loader_classifier,
     classifier_logits, classify_text, evaluate_classifier, FAKEBR_LABELS, FAKEBR_PAIRS, FAKEBR_ZIP,
-    FakeNewsDataset, load_fakebr, sample_pairs, split_by_pair, train_classifier_simple,
+    FakeNewsDataset, LinearWithLoRA, load_fakebr, LoRALayer, replace_linear_with_lora, sample_pairs,
+    split_by_pair, train_classifier_simple,
 )

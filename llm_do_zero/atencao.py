@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 
-# %% 03-atencao/notebook.ipynb · célula 59
+# %% 03-atencao/notebook.ipynb · célula 65
 class MultiHeadAttention(nn.Module):
     """Atenção causal com várias cabeças, calculadas juntas e separadas com view/transpose.
 
@@ -49,3 +49,35 @@ class MultiHeadAttention(nn.Module):
         context = (attn_weights @ values).transpose(1, 2)          # (b, T, cabeças, head_dim)
         context = context.contiguous().view(b, num_tokens, self.d_out)
         return self.out_proj(context)
+
+
+# %% 03-atencao/notebook.ipynb · célula 70
+def attention_weights(mha: MultiHeadAttention, x: torch.Tensor, causal: bool = True) -> torch.Tensor:
+    """Pesos de atenção de cada cabeça de `mha` para a entrada x: (lote, cabeças, T, T), sem dropout.
+
+    Refaz as contas do forward até a softmax. Com causal=False, cada token vê a frase inteira (atenção
+    bidirecional, a de um codificador como o BERT); com causal=True, só o passado (a do GPT).
+    """
+    b, num_tokens, _ = x.shape
+    queries = mha.W_query(x).view(b, num_tokens, mha.num_heads, mha.head_dim).transpose(1, 2)
+    keys = mha.W_key(x).view(b, num_tokens, mha.num_heads, mha.head_dim).transpose(1, 2)
+    attn_scores = queries @ keys.transpose(2, 3)                   # (b, cabeças, T, T)
+    if causal:
+        attn_scores = attn_scores.masked_fill(mha.mask.bool()[:num_tokens, :num_tokens], float("-inf"))
+    return torch.softmax(attn_scores / mha.head_dim ** 0.5, dim=-1)
+
+
+# %% 03-atencao/notebook.ipynb · célula 86
+def copy_task_batch(batch_size: int, seq_len: int, vocab_size: int, k: int,
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lote da tarefa "copie o token k posições atrás": (entradas, alvos), ambos (batch_size, seq_len).
+
+    As entradas são tokens sorteados entre 0 e vocab_size - 1; o alvo da posição t é a entrada da posição t - k.
+    Nas k primeiras posições não há o que copiar: o alvo é -100, o valor que a entropia cruzada ignora.
+    """
+    if not 1 <= k < seq_len:
+        raise ValueError(f"k={k} precisa estar entre 1 e seq_len - 1 = {seq_len - 1}.")
+    inputs = torch.randint(0, vocab_size, (batch_size, seq_len), generator=generator)
+    targets = torch.full_like(inputs, -100)
+    targets[:, k:] = inputs[:, :-k]
+    return inputs, targets

@@ -4,6 +4,7 @@ ARQUIVO GERADO por `python ferramentas/exportar.py` a partir das células `# exp
 `08-extras/notebook.ipynb`. Não edite à mão: mude o notebook e gere de novo.
 """
 from collections import Counter
+import html
 import math
 import re
 import unicodedata
@@ -12,10 +13,13 @@ import tiktoken
 import torch
 import torch.nn.functional as F
 
+from llm_do_zero.oficina import get_mode
 from llm_do_zero.atencao import MultiHeadAttention
 from llm_do_zero.gpt import GPTModel
 from llm_do_zero.pretreino import generate
-from llm_do_zero.instrucoes import extract_response, format_input, PREAMBULO, RESPONSE_HEADER
+from llm_do_zero.instrucoes import (
+    extract_response, format_input, INSTRUCTION_SETTINGS, PREAMBULO, RESPONSE_HEADER,
+)
 
 
 # %% 08-extras/notebook.ipynb · célula 22
@@ -68,7 +72,126 @@ def conversar(model, historico: list[tuple[str, str]], mensagem: str, tokenizer=
     return resposta
 
 
-# %% 08-extras/notebook.ipynb · célula 40
+# %% 08-extras/notebook.ipynb · célula 30
+class ChatSession:
+    """Uma conversa com o modelo: guarda o histórico e, a cada mensagem, chama `conversar`.
+
+    `history` é a lista de turnos [(mensagem, resposta), ...]. O prompt de cada mensagem nova leva o cabeçalho e
+    os turnos mais recentes que couberem na janela, no formato do capítulo 07. Sem `header`, usa o cabeçalho
+    que o modelo do capítulo 07 viu no treino deste modo (o preâmbulo, se o modo treinou com ele).
+    """
+
+    def __init__(self, model, tokenizer=None, max_new_tokens: int = 20, header: str | None = None):
+        context_length = model.pos_emb.weight.shape[0]
+        if max_new_tokens >= context_length:
+            raise ValueError(f"max_new_tokens={max_new_tokens} não deixa espaço para o prompt na janela de "
+                             f"{context_length} tokens.")
+        if header is None:
+            header = PREAMBULO if INSTRUCTION_SETTINGS[get_mode()]["preambulo"] else ""
+        self.model = model
+        self.tokenizer = tokenizer or tiktoken.get_encoding("gpt2")
+        self.max_new_tokens = max_new_tokens
+        self.header = header
+        self.max_prompt_tokens = context_length - max_new_tokens
+        self.history: list[tuple[str, str]] = []
+        self.turns_in_prompt = 0          # turnos anteriores que couberam no prompt da última mensagem
+
+    def prompt_for(self, message: str) -> str:
+        """O texto exato que o modelo receberia se `message` fosse enviada agora."""
+        ids, _ = build_chat_prompt(self.history, message, self.tokenizer, self.max_prompt_tokens, self.header)
+        return self.tokenizer.decode(ids)
+
+    def send(self, message: str) -> str:
+        """Envia uma mensagem e devolve a resposta, que entra no histórico.
+
+        Uma mensagem vazia (ou longa demais para a janela) levanta ValueError com a explicação e não muda nada.
+        """
+        message = message.strip()
+        _, kept = build_chat_prompt(self.history, message, self.tokenizer, self.max_prompt_tokens, self.header)
+        answer = conversar(self.model, self.history, message, self.tokenizer, self.max_new_tokens, self.header,
+                           verbose=False)
+        self.turns_in_prompt = kept
+        return answer
+
+    def status(self) -> str:
+        """Quantos turnos anteriores o modelo viu na última resposta."""
+        anteriores = max(len(self.history) - 1, 0)
+        return f"o modelo viu {self.turns_in_prompt} de {anteriores} turnos anteriores"
+
+    def clear(self) -> None:
+        """Esquece a conversa inteira."""
+        self.history.clear()
+        self.turns_in_prompt = 0
+
+    def to_html(self) -> str:
+        """O histórico em HTML (o texto vai escapado: uma mensagem com `<` aparece como foi escrita)."""
+        if not self.history:
+            return "<i>Nenhuma mensagem ainda. Escreva abaixo e clique em Enviar.</i>"
+        linhas = []
+        for mensagem, resposta in self.history:
+            resposta = html.escape(resposta) if resposta else "<i>(resposta vazia)</i>"
+            linhas.append(f"<b>Você:</b> {html.escape(mensagem)}<br><b>Modelo:</b> {resposta}")
+        return "<br><br>".join(linhas)
+
+
+def chat_widget(session: ChatSession):
+    """A caixa de chat (ipywidgets): um campo de texto, os botões Enviar e Limpar e o histórico.
+
+    Ela só liga os botões à `session`, onde mora toda a lógica.
+    """
+    import ipywidgets as widgets   # opcional: só a caixa de chat precisa dele (chat_loop funciona sem)
+
+    conversa = widgets.HTML(session.to_html())
+    aviso = widgets.HTML("")
+    caixa = widgets.Text(placeholder="Escreva uma mensagem e clique em Enviar",
+                         layout=widgets.Layout(width="60%"))
+    enviar = widgets.Button(description="Enviar", button_style="primary")
+    limpar = widgets.Button(description="Limpar")
+
+    def ao_enviar(_):
+        try:
+            session.send(caixa.value)
+            caixa.value, aviso.value = "", f"<small>{session.status()}</small>"
+        except ValueError as erro:
+            aviso.value = f"<b>{html.escape(str(erro))}</b>"
+        conversa.value = session.to_html()
+
+    def ao_limpar(_):
+        session.clear()
+        conversa.value, aviso.value = session.to_html(), ""
+
+    enviar.on_click(ao_enviar)
+    limpar.on_click(ao_limpar)
+    return widgets.VBox([conversa, widgets.HBox([caixa, enviar, limpar]), aviso])
+
+
+def chat_loop(session: ChatSession, input_fn=input, print_fn=print) -> None:
+    """A conversa sem widgets: lê mensagens com `input()` e para numa linha vazia."""
+    print_fn("Converse com o modelo (uma linha vazia encerra).")
+    while True:
+        mensagem = input_fn("Você: ")
+        if not mensagem.strip():
+            print_fn("Fim da conversa.")
+            return
+        try:
+            print_fn(f"Modelo: {session.send(mensagem)}   ({session.status()})")
+        except ValueError as erro:
+            print_fn(str(erro))
+
+
+def show_chat(session: ChatSession) -> None:
+    """Mostra a caixa de chat; sem o ipywidgets, explica como conversar com `chat_loop`."""
+    try:
+        caixa = chat_widget(session)
+    except ImportError:
+        print("O ipywidgets não está instalado, então não há caixa de chat. Instale com `pip install ipywidgets` "
+              "ou converse pelo teclado com `chat_loop(sessao)` (uma linha vazia encerra).")
+        return
+    from IPython.display import display
+    display(caixa)
+
+
+# %% 08-extras/notebook.ipynb · célula 46
 def sequence_logprob(model, input_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
     """Soma dos log-probabilidades que `model` dá aos tokens marcados em `response_mask`, por sequência.
 
@@ -81,7 +204,7 @@ def sequence_logprob(model, input_ids: torch.Tensor, response_mask: torch.Tensor
     return (token_log_probs * response_mask[:, 1:]).sum(dim=-1)
 
 
-# %% 08-extras/notebook.ipynb · célula 52
+# %% 08-extras/notebook.ipynb · célula 58
 def attention_with_cache(att: MultiHeadAttention, x: torch.Tensor, past: tuple | None):
     """Atenção causal de `att` para os tokens novos `x` (lote, n, d), reaproveitando chaves e valores de `past`.
 
@@ -167,7 +290,7 @@ def generate_with_kv_cache(model: GPTModelKV, idx: torch.Tensor, max_new_tokens:
     return idx
 
 
-# %% 08-extras/notebook.ipynb · célula 63
+# %% 08-extras/notebook.ipynb · célula 69
 def compute_dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
                      reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
                      beta: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -182,7 +305,7 @@ def compute_dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: t
     return loss, chosen_rewards.detach().mean(), rejected_rewards.detach().mean()
 
 
-# %% 08-extras/notebook.ipynb · célula 73
+# %% 08-extras/notebook.ipynb · célula 79
 def words_for_search(text: str) -> list[str]:
     """Palavras em minúsculas e sem acentos ("Tifóide" -> "tifoide"), o vocabulário da busca lexical."""
     sem_acento = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()

@@ -3,6 +3,7 @@
 ARQUIVO GERADO por `python ferramentas/exportar.py` a partir das células `# exportar` de
 `06-finetuning/notebook.ipynb`. Não edite à mão: mude o notebook e gere de novo.
 """
+import math
 from pathlib import Path
 import random
 import re
@@ -273,3 +274,60 @@ def classify_text(text: str, model, tokenizer, device, max_length: int,
     model.train(estava_treinando)
     classe = int(probs.argmax())
     return FAKEBR_LABELS[classe], probs[classe].item()
+
+
+# %% 06-finetuning/notebook.ipynb · célula 67
+class LoRALayer(nn.Module):
+    """O desvio de posto baixo da LoRA: x -> (alpha / rank) · (x A) B.
+
+    A tem formato (in_dim, rank) e começa pequena e aleatória; B tem formato (rank, out_dim) e começa em zero,
+    então, antes do treino, o desvio é exatamente nulo.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, rank: int, alpha: float):
+        super().__init__()
+        if rank < 1:
+            raise ValueError(f"rank precisa ser pelo menos 1 (recebi {rank}).")
+        self.A = nn.Parameter(torch.randn(in_dim, rank) / math.sqrt(in_dim))
+        self.B = nn.Parameter(torch.zeros(rank, out_dim))
+        self.rank = rank
+        self.alpha = alpha
+        self.scale = alpha / rank
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * ((x @ self.A) @ self.B)
+
+
+class LinearWithLoRA(nn.Module):
+    """Uma nn.Linear congelada mais o seu desvio LoRA: saída = linear(x) + (alpha / rank) · (x A) B."""
+
+    def __init__(self, linear: nn.Linear, rank: int, alpha: float):
+        super().__init__()
+        self.linear = linear
+        for parametro in self.linear.parameters():
+            parametro.requires_grad = False
+        self.lora = LoRALayer(linear.in_features, linear.out_features, rank, alpha).to(linear.weight.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + self.lora(x)
+
+
+def replace_linear_with_lora(model: nn.Module, rank: int, alpha: float) -> nn.Module:
+    """Congela o GPT e troca cada nn.Linear dos seus blocos transformer por uma LinearWithLoRA.
+
+    A cabeça (`out_head`, por exemplo a de classificação de add_classification_head) continua uma nn.Linear comum
+    e treinável: depois da troca, aprendem só as matrizes A e B e a cabeça. Modifica o modelo e o devolve.
+    """
+    if any(isinstance(modulo, LinearWithLoRA) for modulo in model.modules()):
+        raise ValueError("Este modelo já tem camadas LoRA: aplique replace_linear_with_lora uma vez só.")
+    for parametro in model.parameters():
+        parametro.requires_grad = False
+    for bloco in model.trf_blocks:
+        lineares = [(nome, modulo) for nome, modulo in bloco.named_modules() if isinstance(modulo, nn.Linear)]
+        for nome, linear in lineares:
+            caminho_pai, _, filho = nome.rpartition(".")
+            pai = bloco.get_submodule(caminho_pai) if caminho_pai else bloco
+            setattr(pai, filho, LinearWithLoRA(linear, rank, alpha))
+    for parametro in model.out_head.parameters():
+        parametro.requires_grad = True
+    return model

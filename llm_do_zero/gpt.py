@@ -3,6 +3,8 @@
 ARQUIVO GERADO por `python ferramentas/exportar.py` a partir das células `# exportar` de
 `04-gpt/notebook.ipynb`. Não edite à mão: mude o notebook e gere de novo.
 """
+import math
+
 import torch
 from torch import nn
 
@@ -111,7 +113,7 @@ class GPTModel(nn.Module):
         return self.out_head(x)  # logits: (lote, posições, vocab_size)
 
 
-# %% 04-gpt/notebook.ipynb · célula 50
+# %% 04-gpt/notebook.ipynb · célula 51
 def generate_text_simple(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int) -> torch.Tensor:
     """Geração gulosa (greedy): a cada passo, acrescenta o token mais provável.
 
@@ -142,7 +144,7 @@ def token_ids_to_text(token_ids: torch.Tensor, tokenizer) -> str:
     return tokenizer.decode(token_ids.squeeze(0).tolist())
 
 
-# %% 04-gpt/notebook.ipynb · célula 57
+# %% 04-gpt/notebook.ipynb · célula 58
 def load_weights_into_gpt(gpt: "GPTModel", state_dict: dict) -> "GPTModel":
     """Copia os pesos de um GPT-2 no formato Hugging Face (`wte.weight`, `h.0.attn.c_attn.weight`, ...) para o GPTModel.
 
@@ -197,3 +199,130 @@ def load_weights_into_gpt(gpt: "GPTModel", state_dict: dict) -> "GPTModel":
     copiar(gpt.final_norm.shift, pegar("ln_f.bias"), "ln_f.bias")
     copiar(gpt.out_head.weight, pegar("wte.weight"), "wte.weight (cabeça de saída amarrada)")
     return gpt
+
+
+# %% 04-gpt/notebook.ipynb · célula 74
+def init_gpt2_weights(model: "GPTModel", std: float = 0.02, scale_residual: bool = True) -> "GPTModel":
+    """Aplica a inicialização do GPT-2 a um GPTModel (no lugar) e devolve o próprio modelo.
+
+    Pesos de nn.Linear e nn.Embedding ~ N(0, std), vieses 0, LayerNorms com escala 1 e deslocamento 0. Com
+    scale_residual=True, as projeções que somam no fluxo residual (att.out_proj e ff.layers[2]) usam
+    std / sqrt(2 · n_layers).
+    """
+    n_layers = len(model.trf_blocks)
+    with torch.no_grad():
+        for modulo in model.modules():
+            if isinstance(modulo, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(modulo.weight, mean=0.0, std=std)
+            if isinstance(modulo, nn.Linear) and modulo.bias is not None:
+                nn.init.zeros_(modulo.bias)
+            if isinstance(modulo, LayerNorm):
+                nn.init.ones_(modulo.scale)
+                nn.init.zeros_(modulo.shift)
+        if scale_residual:
+            for bloco in model.trf_blocks:
+                for projecao in (bloco.att.out_proj, bloco.ff.layers[2]):
+                    nn.init.normal_(projecao.weight, mean=0.0, std=std / math.sqrt(2 * n_layers))
+    return model
+
+
+# %% 04-gpt/notebook.ipynb · célula 80
+class RMSNorm(nn.Module):
+    """Divide cada vetor pela raiz da média dos seus quadrados (RMS) e aplica uma escala aprendida; sem deslocamento."""
+
+    def __init__(self, emb_dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.scale = nn.Parameter(torch.ones(emb_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rms = torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return self.scale * x / rms
+
+
+# %% 04-gpt/notebook.ipynb · célula 83
+class SwiGLU(nn.Module):
+    """Feed-forward com porta dos modelos modernos: fc3(SiLU(fc1(x)) * fc2(x)), sem vieses."""
+
+    def __init__(self, emb_dim: int, hidden_dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(emb_dim, hidden_dim, bias=False)   # ramo da porta (passa pela SiLU)
+        self.fc2 = nn.Linear(emb_dim, hidden_dim, bias=False)   # ramo linear
+        self.fc3 = nn.Linear(hidden_dim, emb_dim, bias=False)   # volta para emb_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc3(nn.functional.silu(self.fc1(x)) * self.fc2(x))
+
+
+# %% 04-gpt/notebook.ipynb · célula 86
+def rope_angles(head_dim: int, context_length: int, theta_base: float = 10_000.0) -> torch.Tensor:
+    """Ângulos da RoPE, (context_length, head_dim // 2): o ângulo p · θ_i do par i na posição p.
+
+    θ_i = theta_base ** (-2i / head_dim).
+    """
+    if head_dim % 2:
+        raise ValueError(f"A RoPE gira pares de dimensões: head_dim={head_dim} precisa ser par.")
+    theta = theta_base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    posicoes = torch.arange(context_length, dtype=torch.float32)
+    return torch.outer(posicoes, theta)
+
+
+def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Gira cada par (x_2i, x_2i+1) de x, (..., T, head_dim), pelo ângulo angles[t, i] da sua posição t.
+
+    angles: (T, head_dim // 2) — rope_angles(...)[:T], ou as linhas das posições que se quer.
+    """
+    esperado = (x.shape[-2], x.shape[-1] // 2)
+    if x.shape[-1] % 2 or tuple(angles.shape) != esperado:
+        raise ValueError(f"Para x com formato {tuple(x.shape)}, angles precisa ter formato {esperado} "
+                         f"(e head_dim precisa ser par); veio {tuple(angles.shape)}.")
+    cos, sin = angles.cos(), angles.sin()
+    pares, impares = x[..., 0::2], x[..., 1::2]
+    girado = torch.stack((pares * cos - impares * sin, pares * sin + impares * cos), dim=-1)
+    return girado.flatten(-2)
+
+
+# %% 04-gpt/notebook.ipynb · célula 92
+class GroupedQueryAttention(nn.Module):
+    """Atenção causal com consultas agrupadas (GQA): num_heads cabeças de consulta, num_kv_groups pares K, V.
+
+    num_kv_groups = num_heads é a atenção multi-cabeça comum; num_kv_groups = 1, a multi-query attention.
+    Entrada (lote, T, d_in) -> saída (lote, T, d_out).
+    """
+
+    def __init__(self, d_in: int, d_out: int, context_length: int, dropout: float, num_heads: int,
+                 num_kv_groups: int, qkv_bias: bool = False):
+        super().__init__()
+        if d_out % num_heads or num_heads % num_kv_groups:
+            raise ValueError(f"d_out={d_out} precisa ser divisível por num_heads={num_heads}, e num_heads por "
+                             f"num_kv_groups={num_kv_groups}.")
+        self.d_out = d_out
+        self.num_heads = num_heads
+        self.num_kv_groups = num_kv_groups
+        self.head_dim = d_out // num_heads
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, num_kv_groups * self.head_dim, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, num_kv_groups * self.head_dim, bias=qkv_bias)
+        self.out_proj = nn.Linear(d_out, d_out)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, num_tokens, _ = x.shape
+        if num_tokens > self.mask.shape[0]:
+            raise ValueError(f"A entrada tem {num_tokens} tokens, mas esta atenção foi criada com "
+                             f"context_length={self.mask.shape[0]}.")
+        queries = self.W_query(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        keys = self.W_key(x).view(b, num_tokens, self.num_kv_groups, self.head_dim).transpose(1, 2)
+        values = self.W_value(x).view(b, num_tokens, self.num_kv_groups, self.head_dim).transpose(1, 2)
+        por_grupo = self.num_heads // self.num_kv_groups         # cabeças de consulta que usam cada par K, V
+        keys = keys.repeat_interleave(por_grupo, dim=1)          # (b, grupos, T, hd) -> (b, cabeças, T, hd)
+        values = values.repeat_interleave(por_grupo, dim=1)
+
+        attn_scores = queries @ keys.transpose(2, 3)             # (b, cabeças, T, T)
+        mask_bool = self.mask.bool()[:num_tokens, :num_tokens]
+        attn_scores = attn_scores.masked_fill(mask_bool, float("-inf"))
+        attn_weights = self.dropout(torch.softmax(attn_scores / self.head_dim ** 0.5, dim=-1))
+        context = (attn_weights @ values).transpose(1, 2).contiguous().view(b, num_tokens, self.d_out)
+        return self.out_proj(context)

@@ -39,25 +39,7 @@ def get_mode() -> str:
     return modo
 
 
-# %% 00-oficina/notebook.ipynb · célula 25
-class _BarraDeTexto(_tqdm_texto):
-    """A `tqdm` de texto, com `set_postfix` que espera o próximo redesenho em vez de forçar um."""
-
-    def set_postfix(self, ordered_dict=None, refresh=False, **kwargs):
-        super().set_postfix(ordered_dict, refresh=refresh, **kwargs)
-
-
-def progress_bar(iterable=None, total: int | None = None, desc: str | None = None, **kwargs):
-    """Barra de progresso do curso: texto simples, redesenhada no máximo a cada 2 s (`mininterval`).
-
-    Aceita os argumentos da `tqdm`. Manda poucas mensagens ao Jupyter, ao contrário da barra de widget.
-    """
-    opcoes = {"mininterval": 2.0, "ncols": 100, "file": sys.stdout}
-    opcoes.update(kwargs)
-    return _BarraDeTexto(iterable, total=total, desc=desc, **opcoes)
-
-
-# %% 00-oficina/notebook.ipynb · célula 30
+# %% 00-oficina/notebook.ipynb · célula 22
 def get_device() -> torch.device:
     """Melhor dispositivo disponível: GPU CUDA, depois GPU Apple (MPS), senão CPU."""
     if torch.cuda.is_available():
@@ -86,7 +68,25 @@ def set_seed(seed: int = 123) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-# %% 00-oficina/notebook.ipynb · célula 39
+# %% 00-oficina/notebook.ipynb · célula 40
+class _BarraDeTexto(_tqdm_texto):
+    """A `tqdm` de texto, com `set_postfix` que espera o próximo redesenho em vez de forçar um."""
+
+    def set_postfix(self, ordered_dict=None, refresh=False, **kwargs):
+        super().set_postfix(ordered_dict, refresh=refresh, **kwargs)
+
+
+def progress_bar(iterable=None, total: int | None = None, desc: str | None = None, **kwargs):
+    """Barra de progresso do curso: texto simples, redesenhada no máximo a cada 2 s (`mininterval`).
+
+    Aceita os argumentos da `tqdm`. Manda poucas mensagens ao Jupyter, ao contrário da barra de widget.
+    """
+    opcoes = {"mininterval": 2.0, "ncols": 100, "file": sys.stdout}
+    opcoes.update(kwargs)
+    return _BarraDeTexto(iterable, total=total, desc=desc, **opcoes)
+
+
+# %% 00-oficina/notebook.ipynb · célula 50
 def project_root() -> Path:
     """Raiz do repositório do curso (a pasta com `ferramentas/exportar.py`), procurando a partir da pasta atual."""
     atual = Path.cwd().resolve()
@@ -226,7 +226,7 @@ def _fetch_url(url: str, part: Path, timeout: float, quiet: bool) -> None:
         raise DownloadError(f"Não consegui baixar {url} ({motivo}). {ajuda}") from erro
 
 
-# %% 00-oficina/notebook.ipynb · célula 41
+# %% 00-oficina/notebook.ipynb · célula 52
 _MACHADO = "https://raw.githubusercontent.com/luxedo/dataset-machado-de-assis/master/txt"
 _GPT2_BPE = "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main"
 
@@ -283,7 +283,7 @@ def get_data_file(name: str, validate: Callable[[Path], None] | None = None, qui
                          validate=validate, quiet=quiet)
 
 
-# %% 00-oficina/notebook.ipynb · célula 48
+# %% 00-oficina/notebook.ipynb · célula 59
 def save_results(capitulo: str, metricas: dict, tempo_s: float, device: torch.device | None = None) -> Path:
     """Grava `artefatos/resultados/<capitulo>.json` com métricas, tempo, modo e máquina."""
     destino = artifacts_dir() / "resultados" / f"{capitulo}.json"

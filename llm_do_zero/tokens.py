@@ -59,6 +59,43 @@ def gpt2_pretokenizer() -> re.Pattern:
 
 
 # %% 02-tokens/notebook.ipynb · célula 28
+def train_bpe_naive(text: str, n_merges: int) -> dict[tuple[int, int], int]:
+    """Treino de BPE ingênuo: reconta todos os pares de todos os pedaços depois de cada fusão.
+
+    Devolve as fusões, (id, id) -> id do token novo, na ordem em que foram aprendidas. Segue a mesma regra de
+    `BPETokenizer.train` (o par mais frequente; empate: o de menores ids), só que devagar: serve de referência.
+    """
+    words = [list(piece.encode("utf-8")) for piece in gpt2_pretokenizer().findall(text)]
+    vocab = {b: bytes([b]) for b in range(256)}
+    ids_of = {tok: i for i, tok in vocab.items()}
+    merges: dict[tuple[int, int], int] = {}
+    while len(merges) < n_merges:
+        counts = Counter()
+        for word in words:
+            counts.update(zip(word, word[1:]))
+        if not counts:
+            break  # todo pedaço já virou um token só
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        new_bytes = vocab[pair[0]] + vocab[pair[1]]
+        new_id = ids_of.setdefault(new_bytes, len(vocab))  # bytes já conhecidos? o mesmo id
+        vocab[new_id] = new_bytes
+        merges[pair] = new_id
+        merged_words = []
+        for word in words:
+            out, i = [], 0
+            while i < len(word):
+                if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
+                    out.append(new_id)
+                    i += 2
+                else:
+                    out.append(word[i])
+                    i += 1
+            merged_words.append(out)
+        words = merged_words
+    return merges
+
+
+# %% 02-tokens/notebook.ipynb · célula 32
 def gpt2_bytes_to_unicode() -> dict[int, str]:
     """A tabela do GPT-2 que dá a cada um dos 256 bytes um caractere visível.
 
@@ -268,7 +305,7 @@ class BPETokenizer:
         return tokenizer
 
 
-# %% 02-tokens/notebook.ipynb · célula 57
+# %% 02-tokens/notebook.ipynb · célula 63
 class GPTDataset(Dataset):
     """Janelas deslizantes sobre um texto tokenizado: cada exemplo é (entrada, alvo = entrada deslocada de 1)."""
 
@@ -300,3 +337,61 @@ def create_dataloader(txt: str, batch_size: int = 4, max_length: int = 256, stri
     dataset = GPTDataset(txt, tokenizer, max_length, stride)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                       num_workers=num_workers)
+
+
+# %% 02-tokens/notebook.ipynb · célula 71
+def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Completa sequências de ids com `pad_id`, à direita, até o tamanho da maior.
+
+    Devolve `(ids, mask)`, os dois de formato (lote, tamanho da maior); `mask` é True onde há token de verdade.
+    """
+    if not sequences:
+        raise ValueError("O lote está vazio: passe ao menos uma sequência.")
+    longest = max(len(seq) for seq in sequences)
+    ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), longest), dtype=torch.bool)
+    for row, seq in enumerate(sequences):
+        ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, :len(seq)] = True
+    return ids, mask
+
+
+# %% 02-tokens/notebook.ipynb · célula 80
+def cooccurrence_counts(ids: torch.Tensor, vocab_size: int, window: int) -> torch.Tensor:
+    """Matriz (vocab_size, vocab_size): quantas vezes j aparece a até `window` posições de i, nos dois sentidos.
+
+    Ids negativos marcam palavras fora do vocabulário: ocupam a sua posição no texto, mas não são contados.
+    """
+    counts = torch.zeros(vocab_size * vocab_size, dtype=torch.float64)
+    for offset in range(1, window + 1):
+        left, right = ids[:-offset], ids[offset:]
+        kept = (left >= 0) & (right >= 0)
+        counts += torch.bincount(left[kept] * vocab_size + right[kept], minlength=vocab_size ** 2).double()
+    counts = counts.view(vocab_size, vocab_size)
+    return counts + counts.T
+
+
+def ppmi(counts: torch.Tensor) -> torch.Tensor:
+    """PPMI de uma matriz de coocorrências: max(0, log P(i, j) / (P(i) P(j))); onde a contagem é 0, dá 0."""
+    total = counts.sum()
+    p_row = counts.sum(dim=1, keepdim=True) / total
+    p_col = counts.sum(dim=0, keepdim=True) / total
+    pmi = torch.log(counts / total / (p_row * p_col))
+    return torch.where(counts > 0, pmi, torch.zeros_like(pmi)).clamp(min=0)
+
+
+# %% 02-tokens/notebook.ipynb · célula 91
+def sinusoidal_position_encoding(context_length: int, emb_dim: int, base: float = 10000.0) -> torch.Tensor:
+    """Tabela fixa (context_length, emb_dim) de posições senoidais, a do Transformer original.
+
+    Dimensão 2i: sin(p * w_i); dimensão 2i + 1: cos(p * w_i), com w_i = base ** (-2i / emb_dim).
+    """
+    if emb_dim % 2:
+        raise ValueError(f"emb_dim={emb_dim} precisa ser par: as dimensões andam em pares (seno, cosseno).")
+    positions = torch.arange(context_length, dtype=torch.float32).unsqueeze(1)           # (T, 1)
+    frequencies = base ** (-torch.arange(0, emb_dim, 2, dtype=torch.float32) / emb_dim)  # (d/2,)
+    angles = positions * frequencies                                                     # (T, d/2)
+    table = torch.empty(context_length, emb_dim)
+    table[:, 0::2] = torch.sin(angles)
+    table[:, 1::2] = torch.cos(angles)
+    return table

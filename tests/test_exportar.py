@@ -170,3 +170,13 @@ def test_check_acusa_desatualizado_e_arquivo_que_sobrou(tmp_path, capsys):
     assert "llm_do_zero/oficina.py" in saida and "llm_do_zero/antigo.py" in saida
     assert exportar.main([], raiz=raiz) == 0                                    # regenera e apaga o que sobrou
     assert not velho.exists() and exportar.main(["--check"], raiz=raiz) == 0
+
+
+def test_dependencias_do_pacote_estao_no_requirements():
+    """O que o pyproject.toml declara para o pacote é o mesmo que o requirements.txt instala para os notebooks."""
+    pyproject = (RAIZ / "pyproject.toml").read_text(encoding="utf-8")
+    bloco = re.search(r"^dependencies = \[(.*?)^\]", pyproject, re.M | re.S).group(1)
+    declaradas = re.findall(r'"([^"]+)"', bloco)
+    requisitos = {linha.strip() for linha in (RAIZ / "requirements.txt").read_text(encoding="utf-8").splitlines()}
+    assert declaradas and set(declaradas) <= requisitos, set(declaradas) - requisitos
+    assert "-e ." in requisitos

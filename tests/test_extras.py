@@ -1,4 +1,4 @@
-"""Testes do código exportado pelo capítulo 08: KV cache, perda DPO, BM25 e o chat `conversar`."""
+"""Testes do código exportado pelo capítulo 08: KV cache, perda DPO, BM25, o chat `conversar` e a caixa de chat."""
 import math
 
 import pytest
@@ -7,10 +7,10 @@ import torch
 
 from llm_do_zero.gpt import GPTModel
 from llm_do_zero.pretreino import generate
-from llm_do_zero.instrucoes import PREAMBULO
+from llm_do_zero.instrucoes import format_input, INSTRUCTION_SETTINGS, PREAMBULO, RESPONSE_HEADER
 from llm_do_zero.extras import (
-    BM25, build_chat_prompt, compute_dpo_loss, conversar, generate_with_kv_cache, GPTModelKV,
-    sequence_logprob, words_for_search,
+    BM25, build_chat_prompt, chat_loop, chat_widget, ChatSession, compute_dpo_loss, conversar,
+    generate_with_kv_cache, GPTModelKV, sequence_logprob, words_for_search,
 )
 
 CFG = {"vocab_size": 97, "context_length": 16, "emb_dim": 32, "n_heads": 4, "n_layers": 2,
@@ -173,3 +173,116 @@ def test_conversar_keeps_the_model_input_inside_the_context(tokenizer):
     assert tokenizer.decode(inputs[0]).startswith(PREAMBULO)   # o cabeçalho nunca sai
     with pytest.raises(ValueError):
         conversar(model, [], "Oi?", tokenizer, max_new_tokens=context)
+
+
+# ---------------------------------------------------------------- a caixa de chat (ChatSession)
+
+def _chat_model(context: int = 96) -> GPTModel:
+    torch.manual_seed(0)
+    return GPTModel({"vocab_size": 50257, "context_length": context, "emb_dim": 16, "n_heads": 2, "n_layers": 1,
+                     "drop_rate": 0.0, "qkv_bias": False}).eval()
+
+
+def _recording(model: GPTModel) -> list[list[int]]:
+    """Liga um gancho que guarda os ids de cada chamada ao modelo (a primeira de cada turno é o prompt)."""
+    inputs: list[list[int]] = []
+    model.register_forward_pre_hook(lambda module, args: inputs.append(args[0][0].tolist()))
+    return inputs
+
+
+def _turno_do_capitulo_07(mensagem: str, resposta: str | None = None) -> str:
+    """O turno escrito à mão a partir das peças do capítulo 07 (referência independente de format_chat_turn)."""
+    texto = format_input({"instrucao": mensagem, "entrada": ""}, preambulo=False) + RESPONSE_HEADER
+    return texto if resposta is None else texto + " " + resposta
+
+
+def test_chat_session_history_grows_and_prompt_holds_earlier_turns_in_chapter_07_format(tokenizer):
+    model = _chat_model(context=256)                         # janela folgada: nenhum turno sai
+    inputs = _recording(model)
+    sessao = ChatSession(model, tokenizer, max_new_tokens=6, header="")
+    mensagens = ["Qual é a capital da Bahia?", "E a de Pernambuco?", "Qual é o antônimo de alto?"]
+    for n, mensagem in enumerate(mensagens, start=1):
+        inputs.clear()
+        resposta = sessao.send(mensagem)
+        assert len(sessao.history) == n and sessao.history[-1] == (mensagem, resposta)
+        esperado = "\n\n".join([_turno_do_capitulo_07(u, a) for u, a in sessao.history[:-1]]
+                                + [_turno_do_capitulo_07(mensagem)])
+        assert inputs[0] == tokenizer.encode(esperado)          # o que o modelo recebeu de fato
+        assert sessao.turns_in_prompt == n - 1
+    assert sessao.prompt_for("Oi?").startswith("### Instrução: Qual é a capital da Bahia?\n\n### Resposta:")
+    assert sessao.status() == "o modelo viu 2 de 2 turnos anteriores"
+
+
+def test_chat_session_drops_oldest_turns_when_the_prompt_would_not_fit(tokenizer):
+    context, novos = 96, 6
+    model = _chat_model(context)
+    inputs = _recording(model)
+    sessao = ChatSession(model, tokenizer, max_new_tokens=novos, header=PREAMBULO[:40])
+    sessao.history.extend(_history(8))
+    sessao.send("Qual é a capital da Bahia?")
+    prompt = tokenizer.decode(inputs[0])
+    assert len(sessao.history) == 9 and 0 < sessao.turns_in_prompt < 8
+    assert len(inputs[0]) <= context - novos and max(len(ids) for ids in inputs) <= context
+    assert prompt.startswith(PREAMBULO[:40])                                 # o cabeçalho nunca sai
+    assert "Pergunta número 7?" in prompt and "Pergunta número 0?" not in prompt
+    mais_antigo = 8 - sessao.turns_in_prompt
+    assert f"Pergunta número {mais_antigo}?" in prompt and f"Pergunta número {mais_antigo - 1}?" not in prompt
+
+
+def test_chat_session_empty_message_explains_and_changes_nothing(tokenizer):
+    model = _chat_model()
+    inputs = _recording(model)
+    sessao = ChatSession(model, tokenizer, max_new_tokens=6, header="")
+    sessao.send("Oi?")
+    antes, visto_antes, chamadas = list(sessao.history), sessao.turns_in_prompt, len(inputs)
+    for vazia in ("", "   ", "\n"):
+        with pytest.raises(ValueError, match="A mensagem está vazia"):
+            sessao.send(vazia)
+    assert sessao.history == antes and sessao.turns_in_prompt == visto_antes and len(inputs) == chamadas
+    sessao.clear()
+    assert sessao.history == [] and "Nenhuma mensagem" in sessao.to_html()
+
+
+def test_chat_session_header_follows_the_mode_and_budget_is_checked(tokenizer, monkeypatch):
+    model = _chat_model()
+    for modo in ("rapido", "completo"):
+        monkeypatch.setenv("LLM_MODO", modo)
+        esperado = PREAMBULO if INSTRUCTION_SETTINGS[modo]["preambulo"] else ""
+        assert ChatSession(model, tokenizer).header == esperado
+    assert INSTRUCTION_SETTINGS["completo"]["preambulo"] != INSTRUCTION_SETTINGS["rapido"]["preambulo"]
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        ChatSession(model, tokenizer, max_new_tokens=96)
+
+
+def test_chat_session_html_escapes_the_conversation(tokenizer):
+    sessao = ChatSession(_chat_model(), tokenizer, max_new_tokens=4, header="")
+    sessao.history.extend([("<script>alert(1)</script>", "a & b"), ("Oi?", "")])
+    pagina = sessao.to_html()
+    assert "<script>" not in pagina and "&lt;script&gt;" in pagina and "a &amp; b" in pagina
+    assert "(resposta vazia)" in pagina
+
+
+def test_chat_loop_reads_until_an_empty_line(tokenizer):
+    sessao = ChatSession(_chat_model(), tokenizer, max_new_tokens=4, header="")
+    entradas = iter(["Qual é a capital da Bahia?", "   ", "nunca lida"])
+    impresso: list[str] = []
+    chat_loop(sessao, input_fn=lambda _: next(entradas), print_fn=impresso.append)
+    assert [u for u, _ in sessao.history] == ["Qual é a capital da Bahia?"]
+    assert impresso[1].startswith(f"Modelo: {sessao.history[0][1]}") and impresso[-1] == "Fim da conversa."
+    assert next(entradas) == "nunca lida"
+
+
+def test_chat_widget_wires_send_and_clear_to_the_session(tokenizer):
+    pytest.importorskip("ipywidgets")
+    sessao = ChatSession(_chat_model(), tokenizer, max_new_tokens=4, header="")
+    caixa = chat_widget(sessao)
+    conversa, (campo, enviar, limpar), aviso = caixa.children[0], caixa.children[1].children, caixa.children[2]
+    campo.value = "Qual é a capital da Bahia?"
+    enviar.click()
+    assert len(sessao.history) == 1 and campo.value == ""
+    assert "Qual é a capital da Bahia?" in conversa.value and "0 de 0 turnos" in aviso.value
+    campo.value = "   "
+    enviar.click()
+    assert len(sessao.history) == 1 and "A mensagem está vazia" in aviso.value
+    limpar.click()
+    assert sessao.history == [] and conversa.value == sessao.to_html() and aviso.value == ""

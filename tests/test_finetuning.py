@@ -1,4 +1,4 @@
-"""Testes do capítulo 06: dados do Fake.br, divisão por par, dataset, cabeça de classificação e classify_text."""
+"""Testes do capítulo 06: dados do Fake.br, divisão por par, dataset, cabeça de classificação, classify_text e LoRA."""
 import os
 import zipfile
 
@@ -10,8 +10,8 @@ from llm_do_zero.oficina import DownloadError
 from llm_do_zero.gpt import GPTModel
 from llm_do_zero.finetuning import (
     add_classification_head, calc_accuracy_loader, calc_loss_batch_classifier, classifier_logits,
-    classify_text, FAKEBR_LABELS, FakeNewsDataset, load_fakebr, sample_pairs, split_by_pair,
-    train_classifier_simple,
+    classify_text, FAKEBR_LABELS, FakeNewsDataset, LinearWithLoRA, load_fakebr, LoRALayer, replace_linear_with_lora,
+    sample_pairs, split_by_pair, train_classifier_simple,
 )
 
 PAD = 50256
@@ -258,3 +258,90 @@ def test_load_fakebr_recusa_zip_com_conteudo_corrompido(pastas):
     caminho.write_bytes(bytes(dados))
     with pytest.raises(DownloadError, match="corrompido"):
         load_fakebr()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# LoRA
+
+
+def test_linear_with_lora_com_b_zero_e_exatamente_a_camada_base():
+    torch.manual_seed(0)
+    base = torch.nn.Linear(12, 7)
+    camada = LinearWithLoRA(base, rank=3, alpha=6)
+    x = torch.randn(4, 5, 12)
+    assert camada.lora.A.shape == (12, 3) and camada.lora.B.shape == (3, 7)
+    assert torch.count_nonzero(camada.lora.B) == 0 and torch.count_nonzero(camada.lora.A) > 0
+    assert torch.equal(camada(x), base(x))
+    assert not base.weight.requires_grad and not base.bias.requires_grad
+
+
+def test_lora_layer_calcula_alpha_sobre_r_vezes_x_a_b():
+    torch.manual_seed(0)
+    lora = LoRALayer(6, 5, rank=2, alpha=8)
+    with torch.no_grad():
+        lora.B.normal_()
+    x = torch.randn(3, 6)
+    assert torch.allclose(lora(x), 4.0 * x @ lora.A @ lora.B, atol=1e-6)
+    base = torch.nn.Linear(6, 5)
+    camada = LinearWithLoRA(base, rank=2, alpha=8)
+    camada.lora = lora
+    peso_efetivo = base.weight.T + 4.0 * lora.A @ lora.B          # W + (alpha/r)·A·B, no formato (in, out)
+    assert torch.allclose(camada(x), x @ peso_efetivo + base.bias, atol=1e-5)
+    with pytest.raises(ValueError, match="rank"):
+        LoRALayer(6, 5, rank=0, alpha=1)
+
+
+def modelo_lora(rank: int = 4, alpha: float = 8):
+    torch.manual_seed(0)
+    modelo = add_classification_head(GPTModel(CONFIG_PEQUENA), num_classes=2, trainable="all")
+    return replace_linear_with_lora(modelo, rank=rank, alpha=alpha)
+
+
+def test_replace_linear_with_lora_conta_treinaveis_pela_formula():
+    rank = 4
+    modelo = modelo_lora(rank)
+    d, n_blocos = CONFIG_PEQUENA["emb_dim"], CONFIG_PEQUENA["n_layers"]
+    # por bloco: W_query, W_key, W_value, out_proj (d -> d) e o FeedForward (d -> 4d, 4d -> d)
+    por_bloco = 4 * rank * (d + d) + rank * (d + 4 * d) + rank * (4 * d + d)
+    cabeca = d * 2 + 2
+    treinaveis = sum(p.numel() for p in modelo.parameters() if p.requires_grad)
+    assert treinaveis == n_blocos * por_bloco + cabeca
+    assert sum(isinstance(m, LinearWithLoRA) for m in modelo.modules()) == 6 * n_blocos
+    nomes = {nome for nome, p in modelo.named_parameters() if p.requires_grad}
+    assert nomes >= {"out_head.weight", "out_head.bias"}
+    assert all(n.startswith("out_head.") or n.endswith(("lora.A", "lora.B")) for n in nomes)
+    with pytest.raises(ValueError, match="já tem camadas LoRA"):
+        replace_linear_with_lora(modelo, rank=rank, alpha=8)
+
+
+def test_replace_linear_with_lora_nao_muda_a_saida_antes_do_treino():
+    torch.manual_seed(0)
+    original = add_classification_head(GPTModel(CONFIG_PEQUENA), num_classes=2).eval()
+    entrada = torch.randint(0, 50257, (2, 10))
+    with torch.no_grad():
+        esperado = original(entrada)
+        com_lora = replace_linear_with_lora(original, rank=2, alpha=4)
+        assert torch.allclose(com_lora(entrada), esperado, atol=1e-6)
+
+
+def test_um_passo_do_otimizador_so_muda_a_b_e_a_cabeca():
+    modelo = modelo_lora()
+    antes = {nome: p.detach().clone() for nome, p in modelo.named_parameters()}
+    # o otimizador recebe TODOS os parâmetros: só não mudam os que o congelamento deixou sem gradiente
+    otimizador = torch.optim.AdamW(modelo.parameters(), lr=1e-2, weight_decay=0.0)
+    entrada, alvo = torch.randint(0, 50256, (4, 8)), torch.tensor([0, 1, 0, 1])
+
+    def passo():
+        otimizador.zero_grad()
+        calc_loss_batch_classifier(entrada, alvo, modelo, "cpu").backward()
+        otimizador.step()
+        return {nome for nome, p in modelo.named_parameters() if not torch.equal(p, antes[nome])}
+
+    mudaram = passo()
+    loras_b = {nome for nome, _ in modelo.named_parameters() if nome.endswith("lora.B")}
+    loras_a = {nome for nome, _ in modelo.named_parameters() if nome.endswith("lora.A")}
+    # no primeiro passo B = 0, então o gradiente de A é zero: mudam B e a cabeça, e nada mais
+    assert mudaram == loras_b | {"out_head.weight", "out_head.bias"}
+    assert all(torch.count_nonzero(p.grad) == 0 for nome, p in modelo.named_parameters() if nome in loras_a)
+    # no segundo, B já não é zero e A também aprende; os pesos originais seguem intactos
+    assert passo() == loras_a | loras_b | {"out_head.weight", "out_head.bias"}

@@ -237,3 +237,114 @@ def test_barra_do_curso_e_texto_e_aceita_iteravel():
     assert list(progress_bar(range(3), desc="itens", file=saida)) == [0, 1, 2]
     assert "3/3" in saida.getvalue()
     assert type(progress_bar(total=1, file=saida)).__module__ == "llm_do_zero.oficina"
+
+
+# ---------------------------------------------------------------- o treino por dentro (capítulo 00, seção 5)
+
+def _entropia_cruzada_a_mao(logits, alvos):
+    """A fórmula do notebook: -log_softmax na classe certa, em média sobre as linhas."""
+    import torch
+
+    log_probs = torch.log_softmax(logits, dim=-1)
+    return -log_probs[torch.arange(len(alvos)), alvos].mean()
+
+
+@pytest.mark.parametrize("linhas, classes, escala", [(8, 5, 1.0), (32, 2, 3.0), (12, 50_257, 1.0), (6, 4, 200.0)])
+def test_entropia_cruzada_a_mao_igual_a_do_torch(linhas, classes, escala):
+    """Logits aleatórios (inclusive enormes, em que log(softmax) ingênuo daria -inf): a conta à mão bate com o torch."""
+    import torch
+    import torch.nn.functional as F
+
+    gerador = torch.Generator().manual_seed(linhas * classes)
+    logits = escala * torch.randn(linhas, classes, generator=gerador)
+    alvos = torch.randint(classes, (linhas,), generator=gerador)
+    a_mao = _entropia_cruzada_a_mao(logits, alvos)
+    assert torch.isfinite(a_mao)
+    torch.testing.assert_close(a_mao, F.cross_entropy(logits, alvos))
+    # e a definição por extenso, em float64: média de log(soma de exp) - logit da classe certa
+    z = logits.double()
+    por_extenso = (torch.logsumexp(z, dim=-1) - z[torch.arange(linhas), alvos]).mean()
+    torch.testing.assert_close(a_mao.double(), por_extenso, rtol=1e-5, atol=1e-5)
+
+
+def test_entropia_cruzada_de_logits_iguais_e_log_do_numero_de_classes():
+    import math
+
+    import torch
+
+    for classes in (2, 50_257):
+        valor = _entropia_cruzada_a_mao(torch.zeros(3, classes), torch.tensor([0, 1, classes - 1])).item()
+        assert valor == pytest.approx(math.log(classes), rel=1e-6)
+
+
+def _rede_e_lote():
+    import torch
+    from torch import nn
+
+    gerador = torch.Generator().manual_seed(5)
+    torch.manual_seed(5)
+    rede = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
+    return rede, torch.randn(32, 2, generator=gerador), torch.randint(3, (32,), generator=gerador)
+
+
+def test_passo_de_gradiente_a_mao_igual_ao_do_sgd():
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    rede, X, y = _rede_e_lote()
+    a_mao, pelo_sgd = copy.deepcopy(rede), copy.deepcopy(rede)
+    lr = 0.1
+    F.cross_entropy(a_mao(X), y).backward()
+    with torch.no_grad():
+        for peso in a_mao.parameters():
+            peso -= lr * peso.grad
+    otimizador = torch.optim.SGD(pelo_sgd.parameters(), lr=lr)
+    F.cross_entropy(pelo_sgd(X), y).backward()
+    otimizador.step()
+    for antes, depois_mao, depois_sgd in zip(rede.parameters(), a_mao.parameters(), pelo_sgd.parameters()):
+        torch.testing.assert_close(depois_mao, depois_sgd)
+        assert not torch.equal(depois_mao, antes)  # o passo mexeu nos pesos
+
+
+def test_backward_soma_em_grad_e_acumular_metades_da_o_gradiente_do_lote():
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    rede, X, y = _rede_e_lote()
+    dobro, lote, metades = copy.deepcopy(rede), copy.deepcopy(rede), copy.deepcopy(rede)
+    F.cross_entropy(lote(X), y).backward()
+    for _ in range(2):
+        F.cross_entropy(dobro(X), y).backward()
+    for parte in (slice(0, 16), slice(16, 32)):
+        (F.cross_entropy(metades(X[parte]), y[parte]) / 2).backward()
+    for p_lote, p_dobro, p_metades in zip(lote.parameters(), dobro.parameters(), metades.parameters()):
+        torch.testing.assert_close(p_dobro.grad, 2 * p_lote.grad)
+        torch.testing.assert_close(p_metades.grad, p_lote.grad)
+    dobro.zero_grad()
+    assert all(p.grad is None for p in dobro.parameters())
+
+
+def test_eval_desliga_o_dropout_e_no_grad_nao_guarda_o_grafo():
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    rede = nn.Sequential(nn.Linear(4, 64), nn.Dropout(p=0.5))
+    x = torch.randn(10, 4)
+    rede.train()
+    saida_treino = rede(x)
+    zerados = (saida_treino == 0).float().mean().item()
+    assert 0.3 < zerados < 0.7  # em treino, cerca de metade zerada
+    rede.eval()
+    saida_eval = rede(x)
+    torch.testing.assert_close(saida_eval, rede[0](x))  # em avaliação, o dropout é a identidade
+    assert saida_eval.grad_fn is not None  # eval() não desliga o grafo
+    with torch.no_grad():
+        assert rede(x).grad_fn is None and not rede(x).requires_grad
+    rede.train()
+    with torch.no_grad():
+        assert (rede(x) == 0).any()  # no_grad não desliga o dropout

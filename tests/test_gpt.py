@@ -6,12 +6,12 @@ import tiktoken
 import torch
 from torch import nn
 
+from llm_do_zero.atencao import MultiHeadAttention
 from llm_do_zero.gpt import (
-    FeedForward, GELU, generate_text_simple, GPT_CONFIG_124M, GPTModel, LayerNorm, load_weights_into_gpt,
-    text_to_token_ids, token_ids_to_text, TransformerBlock,
+    apply_rope, FeedForward, GELU, generate_text_simple, GPT_CONFIG_124M, GPTModel, GroupedQueryAttention,
+    init_gpt2_weights, LayerNorm, load_weights_into_gpt, RMSNorm, rope_angles, SwiGLU, text_to_token_ids,
+    token_ids_to_text, TransformerBlock,
 )
-
-transformers = pytest.importorskip("transformers")
 
 MINI = {"vocab_size": 97, "context_length": 16, "emb_dim": 32, "n_heads": 4, "n_layers": 2,
         "drop_rate": 0.0, "qkv_bias": False}
@@ -142,6 +142,7 @@ CONFIGS_HF = [
 
 
 def _gpt2_hf(c, seed=0):
+    transformers = pytest.importorskip("transformers")
     torch.manual_seed(seed)
     config = transformers.GPT2Config(
         vocab_size=c["vocab_size"], n_positions=c["context_length"], n_embd=c["emb_dim"], n_layer=c["n_layers"],
@@ -218,3 +219,141 @@ def test_outros_erros_em_portugues():
     del state_dict["transformer.ln_f.bias"]
     with pytest.raises(KeyError, match="ln_f.bias"):
         load_weights_into_gpt(_nosso(c), state_dict)
+
+
+# ---------------------------------------------------------------- inicialização do GPT-2
+def test_init_gpt2_weights_segue_a_receita():
+    cfg = {**MINI, "vocab_size": 500, "emb_dim": 64, "n_layers": 3, "qkv_bias": True}
+    torch.manual_seed(0)
+    modelo = GPTModel(cfg)
+    with torch.no_grad():
+        modelo.final_norm.scale.fill_(3.0)
+    assert init_gpt2_weights(modelo) is modelo
+    residuais = {f"trf_blocks.{i}.{n}.weight" for i in range(3) for n in ("att.out_proj", "ff.layers.2")}
+    for nome, p in modelo.named_parameters():
+        if nome.endswith("bias") or nome.endswith("shift"):
+            assert torch.count_nonzero(p) == 0, nome
+        elif nome.endswith("scale"):
+            assert torch.equal(p, torch.ones_like(p)), nome
+        else:
+            alvo = 0.02 / (2 * 3) ** 0.5 if nome in residuais else 0.02
+            assert abs(p.std().item() - alvo) < 0.1 * alvo, nome
+            assert abs(p.mean().item()) < 0.2 * alvo, nome
+    sem_escala = init_gpt2_weights(GPTModel(cfg), scale_residual=False)
+    assert abs(sem_escala.trf_blocks[0].att.out_proj.weight.std().item() - 0.02) < 0.002
+
+
+def test_gptmodel_continua_com_a_inicializacao_padrao():
+    """Os capítulos 05-08 dependem da inicialização padrão: init_gpt2_weights só age quando chamada."""
+    torch.manual_seed(0)
+    modelo = GPTModel({**MINI, "vocab_size": 2000, "emb_dim": 64})
+    assert abs(modelo.tok_emb.weight.std().item() - 1.0) < 0.05               # nn.Embedding: N(0, 1)
+    limite = 1 / 64 ** 0.5                                                     # nn.Linear: U(-1/√entrada, ...)
+    assert modelo.out_head.weight.abs().max().item() <= limite
+
+
+# ---------------------------------------------------------------- peças dos modelos de hoje
+def test_rmsnorm_igual_a_formula_e_ao_pytorch():
+    torch.manual_seed(0)
+    norma = RMSNorm(48, eps=1e-6)
+    with torch.no_grad():
+        norma.scale.normal_()
+        x = 4 * torch.randn(3, 5, 48) + 2
+        formula = norma.scale * x / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + 1e-6)
+        assert (norma(x) - formula).abs().max().item() <= 1e-6
+        if hasattr(nn, "RMSNorm"):
+            referencia = nn.RMSNorm(48, eps=1e-6)
+            referencia.weight.copy_(norma.scale)
+            assert (norma(x) - referencia(x)).abs().max().item() <= 1e-5
+    assert [n for n, _ in norma.named_parameters()] == ["scale"]
+    y = RMSNorm(48)(x).detach()
+    assert ((y ** 2).mean(dim=-1) - 1).abs().max() < 1e-4   # com escala 1, a RMS da saída é 1
+
+
+def test_swiglu_igual_a_formula():
+    torch.manual_seed(0)
+    ff = SwiGLU(emb_dim=32, hidden_dim=80)
+    x = torch.randn(2, 7, 32)
+    with torch.no_grad():
+        a, b = x @ ff.fc1.weight.T, x @ ff.fc2.weight.T
+        esperado = (a * torch.sigmoid(a) * b) @ ff.fc3.weight.T
+        assert ff(x).shape == (2, 7, 32)
+        assert (ff(x) - esperado).abs().max().item() <= 1e-5
+    assert sum(p.numel() for p in ff.parameters()) == 3 * 32 * 80
+
+
+def _rope_por_matrizes(x, posicoes, base=10_000.0):
+    """Referência: para cada posição, uma matriz bloco-diagonal de rotações 2x2 aplicada ao vetor."""
+    d = x.shape[-1]
+    saida = torch.empty_like(x)
+    for t, p in enumerate(posicoes):
+        rotacao = torch.zeros(d, d, dtype=torch.float64)
+        for i in range(d // 2):
+            angulo = p * base ** (-2 * i / d)
+            c, s = torch.cos(torch.tensor(angulo)), torch.sin(torch.tensor(angulo))
+            rotacao[2 * i:2 * i + 2, 2 * i:2 * i + 2] = torch.tensor([[c, -s], [s, c]])
+        saida[..., t, :] = (x[..., t, :].double() @ rotacao.T).to(x.dtype)
+    return saida
+
+
+def test_rope_igual_a_rotacao_de_pares():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 9, 16)
+    angulos = rope_angles(16, 9)
+    assert angulos.shape == (9, 8)
+    assert (apply_rope(x, angulos) - _rope_por_matrizes(x, range(9))).abs().max().item() <= 1e-5
+    posicoes = [40, 3, 17]       # posições quaisquer, pelas linhas da tabela
+    y = apply_rope(x[..., :3, :], rope_angles(16, 64)[posicoes])
+    assert (y - _rope_por_matrizes(x[..., :3, :], posicoes)).abs().max().item() <= 1e-4
+    complexo = torch.view_as_complex(x.reshape(2, 3, 9, 8, 2)) * torch.polar(torch.ones_like(angulos), angulos)
+    assert (apply_rope(x, angulos) - torch.view_as_real(complexo).flatten(-2)).abs().max().item() <= 1e-5
+
+
+def test_rope_preserva_norma_e_so_enxerga_a_distancia():
+    torch.manual_seed(0)
+    angulos = rope_angles(32, 200)
+    x = torch.randn(4, 200, 32)
+    assert ((apply_rope(x, angulos).norm(dim=-1) - x.norm(dim=-1)).abs().max().item()) <= 1e-4
+    q, k = torch.randn(1, 32), torch.randn(1, 32)
+
+    def escore(m, n):
+        return (apply_rope(q, angulos[[m]]) @ apply_rope(k, angulos[[n]]).T).item()
+
+    for m, n in [(5, 2), (50, 47), (199, 196)]:
+        assert escore(m, n) == pytest.approx(escore(3, 0), abs=1e-4)
+    assert escore(9, 2) != pytest.approx(escore(3, 0), abs=1e-2)
+    with pytest.raises(ValueError, match="par"):
+        rope_angles(15, 4)
+    with pytest.raises(ValueError, match="angles"):
+        apply_rope(x, angulos[:10])
+
+
+def test_gqa_com_um_grupo_por_cabeca_e_a_atencao_multicabeca():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(d_in=24, d_out=32, context_length=12, dropout=0.0, num_heads=4, qkv_bias=True)
+    gqa = GroupedQueryAttention(d_in=24, d_out=32, context_length=12, dropout=0.0, num_heads=4, num_kv_groups=4,
+                                qkv_bias=True)
+    gqa.load_state_dict(mha.state_dict())
+    x = torch.randn(3, 12, 24)
+    with torch.no_grad():
+        assert (gqa(x) - mha(x)).abs().max().item() <= 1e-6
+
+
+@pytest.mark.parametrize("grupos", [1, 2])
+def test_gqa_igual_a_sdpa_com_k_e_v_repetidos(grupos):
+    torch.manual_seed(0)
+    gqa = GroupedQueryAttention(d_in=16, d_out=16, context_length=10, dropout=0.0, num_heads=4,
+                                num_kv_groups=grupos)
+    assert gqa.W_key.weight.shape == (grupos * 4, 16)
+    x = torch.randn(2, 10, 16)
+    with torch.no_grad():
+        q = gqa.W_query(x).view(2, 10, 4, 4).transpose(1, 2)
+        k = gqa.W_key(x).view(2, 10, grupos, 4).transpose(1, 2)
+        v = gqa.W_value(x).view(2, 10, grupos, 4).transpose(1, 2)
+        cabeca_para_grupo = torch.arange(4) // (4 // grupos)   # cabeças vizinhas dividem o mesmo grupo
+        contexto = nn.functional.scaled_dot_product_attention(q, k[:, cabeca_para_grupo], v[:, cabeca_para_grupo],
+                                                              is_causal=True)
+        esperado = gqa.out_proj(contexto.transpose(1, 2).reshape(2, 10, 16))
+        assert (gqa(x) - esperado).abs().max().item() <= 1e-5
+    with pytest.raises(ValueError, match="num_kv_groups"):
+        GroupedQueryAttention(16, 16, 10, 0.0, num_heads=4, num_kv_groups=3)

@@ -231,3 +231,28 @@ def test_load_instruction_model_usa_o_checkpoint(monkeypatch, tmp_path, tokenize
     e = {"instrucao": "Some 2 e 3.", "entrada": "", "saida": "5"}
     assert generate_response(modelo, e, tokenizer, preambulo=False, max_new_tokens=3) == \
         generate_response(original, e, tokenizer, preambulo=False, max_new_tokens=3)
+
+
+# ---------------------------------------------------------------- o texto do notebook confere com os dados
+
+def _markdown_do_capitulo() -> list[str]:
+    import json
+    caderno = json.loads((PASTA_DADOS.parent / "notebook.ipynb").read_text(encoding="utf-8"))
+    return ["".join(c["source"]) for c in caderno["cells"] if c["cell_type"] == "markdown"]
+
+
+def test_numero_de_tarefas_citado_no_texto_e_o_do_conjunto(splits):
+    verificaveis = {e["tarefa"] for parte in splits for e in parte if e["tarefa"] != OPEN_TASK}
+    citados = [int(n) for texto in _markdown_do_capitulo()
+               for n in re.findall(r"(\d+) tarefas\s+verificáveis", texto)]
+    assert citados, "o resumo deveria dizer quantas tarefas verificáveis o conjunto tem"
+    assert set(citados) == {len(verificaveis)}
+
+
+def test_ids_citados_do_bpe_sao_os_do_tiktoken(tokenizer):
+    texto = next(t for t in _markdown_do_capitulo() if "Compare as linhas de `Ontem`" in t)
+    citados = [[int(i) for i in lista.split(",")] for lista in re.findall(r"`\[([\d, ]+)\]`", texto)]
+    assert citados == [tokenizer.encode(" Ontem"), tokenizer.encode("\nOntem")]
+    for palavra in (" Ontem", "Ontem"):                 # o primeiro pedaço, com e sem espaço, citado com o id
+        primeiro = tokenizer.encode(palavra)[0]
+        assert f"`{tokenizer.decode([primeiro])!r}` ({primeiro})" in texto

@@ -1,4 +1,5 @@
 """Capítulo 02: BPETokenizer (treino, ida e volta, GPT-2 idêntico ao tiktoken), GPTDataset e create_dataloader."""
+import math
 import random
 
 import pytest
@@ -7,7 +8,8 @@ import torch
 
 from llm_do_zero.oficina import get_data_file
 from llm_do_zero.estatistica import load_text, MACHADO_BOOKS
-from llm_do_zero.tokens import BPETokenizer, create_dataloader, gpt2_pretokenizer, GPTDataset
+from llm_do_zero.tokens import (BPETokenizer, cooccurrence_counts, create_dataloader, gpt2_pretokenizer, GPTDataset,
+                                pad_batch, ppmi, sinusoidal_position_encoding, train_bpe_naive)
 
 # Faixas de códigos Unicode estáveis há muitas versões (o tiktoken e o Python podem ter tabelas Unicode de
 # versões diferentes; caracteres recém-criados poderiam ser classificados de outro jeito).
@@ -165,3 +167,84 @@ def test_create_dataloader(treinado):
     nosso = create_dataloader(texto, batch_size=4, max_length=16, stride=8, shuffle=False, tokenizer=treinado)
     xb, yb = next(iter(nosso))
     assert xb.shape == (4, 16) and int(xb.max()) < treinado.n_vocab
+
+
+@pytest.mark.parametrize("texto", [
+    "o rato roeu a roupa do rei de roma; a rainha roeu o resto",
+    "aaaa aaa aa a abab ababab " * 5,  # pares sobrepostos e empates
+    "ab" * 10 + " abc" * 4 + " bca" * 4 + " cab" * 4,  # pedaços com os mesmos pares em ordens diferentes
+])
+def test_bpe_ingenuo_igual_ao_rapido_textos_feitos(texto):
+    for n_merges in (1, 5, 40):
+        rapido = BPETokenizer().train(texto, vocab_size=256 + n_merges + 1)
+        assert list(train_bpe_naive(texto, n_merges).items()) == list(rapido.merges.items())
+
+
+def test_bpe_ingenuo_igual_ao_rapido_em_machado():
+    texto = load_text("memorial-de-aires")[:4000]
+    ingenuo = train_bpe_naive(texto, 80)
+    assert len(ingenuo) == 80
+    assert list(ingenuo.items()) == list(BPETokenizer().train(texto, vocab_size=256 + 80 + 1).merges.items())
+
+
+def test_bpe_ingenuo_para_quando_acabam_os_pares():
+    assert train_bpe_naive("ab ab", 10) == {(97, 98): 256, (32, 256): 257}
+
+
+def test_pad_batch_igual_ao_pad_sequence():
+    sorteio = random.Random(5)
+    seqs = [[sorteio.randrange(1000) for _ in range(sorteio.randint(0, 9))] for _ in range(6)] + [[1, 2, 3]]
+    ids, mask = pad_batch(seqs, pad_id=-7)
+    referencia = torch.nn.utils.rnn.pad_sequence([torch.tensor(s, dtype=torch.long) for s in seqs],
+                                                 batch_first=True, padding_value=-7)
+    assert torch.equal(ids, referencia) and ids.dtype == torch.long
+    assert mask.dtype == torch.bool and mask.shape == ids.shape
+    assert mask.sum(dim=1).tolist() == [len(s) for s in seqs]
+    assert all(mask[i, :len(s)].all() and not mask[i, len(s):].any() for i, s in enumerate(seqs))
+    with pytest.raises(ValueError, match="vazio"):
+        pad_batch([], pad_id=0)
+
+
+def test_cooccurrence_counts_igual_a_contagem_em_laco():
+    sorteio = random.Random(9)
+    ids = [sorteio.randrange(-1, 6) for _ in range(200)]  # -1 = fora do vocabulário
+    for janela in (1, 3):
+        esperado = [[0] * 6 for _ in range(6)]
+        for i, a in enumerate(ids):
+            for j in range(max(0, i - janela), min(len(ids), i + janela + 1)):
+                if j != i and a >= 0 and ids[j] >= 0:
+                    esperado[a][ids[j]] += 1
+        obtido = cooccurrence_counts(torch.tensor(ids), 6, janela)
+        assert obtido.tolist() == esperado
+        assert torch.equal(obtido, obtido.T)
+
+
+def test_ppmi_igual_a_formula():
+    contagens = torch.tensor([[0., 4., 1.], [4., 2., 0.], [1., 0., 9.]], dtype=torch.float64)
+    total = contagens.sum().item()
+    obtido = ppmi(contagens)
+    for i in range(3):
+        for j in range(3):
+            c = contagens[i, j].item()
+            if c == 0:
+                esperado = 0.0
+            else:
+                p_i, p_j = contagens[i].sum().item() / total, contagens[:, j].sum().item() / total
+                pmi = math.log((c / total) / (p_i * p_j))
+                esperado = max(0.0, pmi)
+            assert obtido[i, j].item() == pytest.approx(esperado, abs=1e-12)
+    assert (obtido >= 0).all() and obtido[0, 1] > 0 and obtido[0, 2] == 0  # o par (0, 2) é raro: PMI negativa
+
+
+def test_posicoes_senoidais_iguais_a_formula():
+    tabela = sinusoidal_position_encoding(50, 16)
+    assert tabela.shape == (50, 16)
+    for p in range(50):
+        for i in range(8):
+            angulo = p / 10000 ** (2 * i / 16)
+            assert tabela[p, 2 * i].item() == pytest.approx(math.sin(angulo), abs=1e-5)
+            assert tabela[p, 2 * i + 1].item() == pytest.approx(math.cos(angulo), abs=1e-5)
+    produtos = torch.stack([tabela[p] @ tabela[p + 4] for p in range(40)])  # só depende da distância
+    assert torch.allclose(produtos, produtos[0].expand(40), atol=1e-4)
+    with pytest.raises(ValueError, match="par"):
+        sinusoidal_position_encoding(4, 7)
