@@ -48,7 +48,9 @@ DESTAQUES = {
         f"acurácia de teste {pct(m['test_accuracy'])} (saco de tokens {pct(m['baseline_test_accuracy'])}); "
         f"teste sem espaços duplos {pct(m['test_accuracy_teste_sem_espaco_duplo'])} (saco de tokens "
         f"{pct(m['baseline_test_accuracy_teste_sem_espaco_duplo'])}); treino e teste limpos "
-        f"{pct(m['test_accuracy_textos_limpos'])} (saco de tokens {pct(m['baseline_test_accuracy_textos_limpos'])})"),
+        f"{pct(m['test_accuracy_textos_limpos'])} (saco de tokens {pct(m['baseline_test_accuracy_textos_limpos'])}); "
+        f"LoRA, textos limpos, média de 3 sementes {pct(m['lora_test_accuracy'])} "
+        f"({br(m['lora_parametros_treinaveis'], 0)} parâmetros treináveis)"),
     "07-instrucoes": lambda m: (
         f"acerto exato {pct(m['exact_match'])} em {m['exemplos_teste']} itens verificáveis do teste "
         f"(modelo base {pct(m['exact_match_base'])})"),
