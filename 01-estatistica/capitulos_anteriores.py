@@ -14,6 +14,7 @@ if _RAIZ not in sys.path:
     sys.path.insert(0, _RAIZ)
 
 from llm_do_zero.oficina import (
-    artifacts_dir, cache_dir, DATA_FILES, describe_device, download_file, DownloadError, get_data_file,
-    get_device, get_mode, MODOS, progress_bar, project_root, save_results, set_seed, sha256_of,
+    amp_settings, artifacts_dir, cache_dir, COMPLETO_MIN_GPU_GB, DATA_FILES, describe_device, download_file,
+    DownloadError, free_gpu_memory, get_data_file, get_device, get_mode, gpu_peak_memory, MODOS, progress_bar,
+    project_root, save_results, set_seed, sha256_of, synchronize,
 )

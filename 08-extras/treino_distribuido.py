@@ -34,14 +34,14 @@ import sys
 import time
 from pathlib import Path
 
-import tiktoken
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-from capitulos_anteriores import GPTDataset, GPTModel, MACHADO_BOOKS, calc_loss_batch, load_text, set_seed
+from capitulos_anteriores import (GPTDataset, GPTModel, MACHADO_BOOKS, calc_loss_batch, course_tokenizer, load_text,
+                                  set_seed)
 
 VARIAVEIS_TORCHRUN = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -92,15 +92,20 @@ def escolher_backend(forcar_cpu: bool, local_world_size: int) -> tuple[str, torc
     return "gloo", torch.device("cpu")
 
 
-def montar_dados(args, rank: int, world_size: int) -> tuple[GPTDataset, DistributedSampler, DataLoader]:
-    """Janelas de `--contexto` tokens do livro, repartidas entre os processos pelo DistributedSampler."""
-    # Só o rank 0 obtém o livro (cache, espelho ou download); os outros esperam na barreira e depois o leem
-    # do cache. Assim dois processos nunca escrevem o mesmo arquivo ao mesmo tempo.
+def montar_dados(args, rank: int, world_size: int):
+    """Janelas de `--contexto` tokens do livro, repartidas entre os processos pelo DistributedSampler.
+
+    Devolve (tokenizador, dataset, sampler, loader); o tokenizador é o do curso (capítulo 02).
+    """
+    # Só o rank 0 obtém o livro e o tokenizador (cache, espelho, download ou treino do BPE); os outros esperam
+    # na barreira e depois os leem do cache. Assim dois processos nunca escrevem o mesmo arquivo ao mesmo tempo.
     if rank == 0:
         load_text(args.livro)
+        course_tokenizer()
     dist.barrier()
     texto = load_text(args.livro)
-    dataset = GPTDataset(texto, tiktoken.get_encoding("gpt2"), max_length=args.contexto, stride=args.contexto)
+    tokenizer = course_tokenizer()
+    dataset = GPTDataset(texto, tokenizer, max_length=args.contexto, stride=args.contexto)
     # O sampler dá a cada rank índices diferentes (rank, rank + N, rank + 2N, ... depois de embaralhar com a
     # mesma semente em todos): juntos, os processos cobrem o dataset uma vez por época, sem repetir janelas.
     sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=args.semente,
@@ -109,7 +114,7 @@ def montar_dados(args, rank: int, world_size: int) -> tuple[GPTDataset, Distribu
     if len(loader) == 0:
         raise ValueError(f"Cada processo recebe {len(sampler)} janelas, menos que um lote de {args.lote}: "
                          f"diminua --lote ou --contexto.")
-    return dataset, sampler, loader
+    return tokenizer, dataset, sampler, loader
 
 
 def lotes_sem_fim(loader: DataLoader, sampler: DistributedSampler):
@@ -152,9 +157,9 @@ def main(argv=None) -> int:
 def treinar(args, rank: int, world_size: int, backend: str, device: torch.device) -> int:
     """Treina `--passos` passos, confere os pesos de todos os ranks e devolve o código de saída (0 = iguais)."""
     eh_mestre = rank == 0
-    dataset, sampler, loader = montar_dados(args, rank, world_size)
-    cfg = {"vocab_size": 50257, "context_length": args.contexto, "emb_dim": args.emb, "n_heads": args.cabecas,
-           "n_layers": args.camadas, "drop_rate": 0.0, "qkv_bias": False}
+    tokenizer, dataset, sampler, loader = montar_dados(args, rank, world_size)
+    cfg = {"vocab_size": tokenizer.n_vocab, "context_length": args.contexto, "emb_dim": args.emb,
+           "n_heads": args.cabecas, "n_layers": args.camadas, "drop_rate": 0.0, "qkv_bias": False}
     # Mesma semente em todos os ranks → mesmos pesos iniciais. (O DDP, ao embrulhar o modelo, ainda copia os
     # pesos do rank 0 para os outros, por garantia.)
     set_seed(args.semente)
@@ -171,7 +176,7 @@ def treinar(args, rank: int, world_size: int, backend: str, device: torch.device
               f"{'SEM sincronizar gradientes' if args.sem_sincronizar else 'DDP'}")
         print(f"modelo: {milhar(n_param)} parâmetros (emb {args.emb}, {args.camadas} camadas, "
               f"{args.cabecas} cabeças, contexto {args.contexto})")
-        print(f"dados: '{args.livro}' em {len(dataset)} janelas; {len(sampler)} por processo; "
+        print(f"dados: '{args.livro}' ({tokenizer.name}) em {len(dataset)} janelas; {len(sampler)} por processo; "
               f"lote {args.lote} por processo = {args.lote * world_size} janelas por passo")
 
     perdas = []
@@ -217,6 +222,9 @@ def treinar(args, rank: int, world_size: int, backend: str, device: torch.device
                       "tokens": tokens, "pesos_iguais": iguais}
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(resumo, ensure_ascii=False, indent=2), encoding="utf-8")
+    # Todos esperam o rank 0 terminar de escrever antes de desmontar o grupo: um rank que sai enquanto o outro
+    # ainda usa a conexão pode derrubar o encerramento do gloo.
+    dist.barrier()
     return 0 if iguais else 1
 
 

@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
-"""Escreve a tabela de resultados do README a partir de `artefatos/resultados/*.json`.
+"""Escreve os números dos textos do curso a partir de `artefatos/resultados/*.json`.
 
-Cada notebook de treino grava as suas métricas, o modo, a máquina e o tempo em `artefatos/resultados/<capítulo>.json`.
-Este script monta com eles a tabela do README, entre as linhas `<!-- resultados:inicio -->` e
-`<!-- resultados:fim -->`: nenhum número da tabela é digitado à mão.
+Cada notebook de treino grava as suas métricas, o modo, a máquina e o tempo em `artefatos/resultados/<capítulo>.json`
+(versionados: são os resultados da execução gravada nos notebooks). Este script escreve com eles:
+
+- a tabela do README principal, entre as linhas `<!-- resultados:inicio -->` e `<!-- resultados:fim -->`;
+- cada número citado nos READMEs e diários, escrito entre marcas que dizem de onde ele vem:
+  `<!--r 05-pretreino val_loss 3-->4,496<!--/r-->` (capítulo, chave — com pontos para entrar em listas e
+  dicionários, ex. `dpo.acerto_exato.1` — e formato: casas decimais, `pct` + casas para porcentagem, `s` para o
+  tempo do registro). Nenhum desses números é digitado à mão.
 
 Uso:
-    python ferramentas/resultados.py            # reescreve a tabela no README.md
+    python ferramentas/resultados.py            # reescreve a tabela e os números marcados
+    python ferramentas/resultados.py --check    # só confere; sai com 1 se algum número estiver desatualizado
     python ferramentas/resultados.py --mostrar  # só imprime a tabela
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -42,22 +49,23 @@ DESTAQUES = {
         f"(GPT-2: {br(m['tokens_por_palavra_gpt2'])}); `from_gpt2` "
         f"{'idêntico' if m['ids_identicos_ao_tiktoken'] else 'DIFERENTE'} ao tiktoken"),
     "05-pretreino": lambda m: (
-        f"perda de validação {br(m['val_loss'], 3)} nats/token (baseline de unigramas {br(m['unigram_val_loss'], 3)}),"
-        f" perplexidade {br(m['perplexidade_val'], 1)}, {br(m['tokens_vistos'], 0)} tokens vistos"),
+        f"validação (livro fora do treino) {br(m['val_bits_por_caractere'], 3)} bits/caractere · tabela de bigramas "
+        f"{br(m['bigrama_bits_por_caractere'], 3)} · unigramas {br(m['unigrama_bits_por_caractere'], 3)}; "
+        f"{br(m['val_loss'], 3)} nats/token, tokenizador {m['tokenizador']} "
+        f"({br(m['tokens_por_palavra'])} tokens/palavra), {br(m['tokens_vistos'], 0)} tokens vistos"),
     "06-finetuning": lambda m: (
-        f"acurácia de teste {pct(m['test_accuracy'])} (saco de tokens {pct(m['baseline_test_accuracy'])}); "
-        f"teste sem espaços duplos {pct(m['test_accuracy_teste_sem_espaco_duplo'])} (saco de tokens "
-        f"{pct(m['baseline_test_accuracy_teste_sem_espaco_duplo'])}); treino e teste limpos "
-        f"{pct(m['test_accuracy_textos_limpos'])} (saco de tokens {pct(m['baseline_test_accuracy_textos_limpos'])}); "
-        f"LoRA, textos limpos, média de 3 sementes {pct(m['lora_test_accuracy'])} "
-        f"({br(m['lora_parametros_treinaveis'], 0)} parâmetros treináveis)"),
+        f"acurácia de teste em texto limpo {pct(m['test_accuracy_limpo'])} ± {pct(m['test_accuracy_limpo_desvio'])} "
+        f"({len(m['test_accuracy_limpo_sementes'])} sementes) · "
+        f"saco de tokens {pct(m['baseline_test_accuracy_limpo'])} · maioria {pct(m['maioria_test_accuracy'])}; "
+        f"no texto original a regra do espaço duplo faz {pct(m['regra_espaco_duplo_accuracy'])}"),
     "07-instrucoes": lambda m: (
-        f"acerto exato {pct(m['exact_match'])} em {m['exemplos_teste']} itens verificáveis do teste "
-        f"(modelo base {pct(m['exact_match_base'])})"),
+        f"acerto exato {pct(m['exact_match'])} nas redações do treino e {pct(m['exact_match_redacoes_novas'])} em "
+        f"redações novas ({m['exemplos_teste']} itens cada) · acaso {pct(m['acaso_exact_match'])} · "
+        f"modelo base com {m['n_shots']} exemplos {pct(m['few_shot_base_exact_match'])}"),
     "08-extras": lambda m: (
-        f"KV cache {br(m['kv_cache_speedup'])}× mais rápido; DPO: acerto exato {pct(m['dpo']['acerto_exato'][0])} → "
-        f"{pct(m['dpo']['acerto_exato'][1])}; RAG hit@3: "
-        + " × ".join(f"{nome} {pct(linha['3'], 0)}" for nome, linha in m["rag_hit_at_k"].items())),
+        f"DPO {pct(m['dpo_exact_match'])} × controle supervisionado {pct(m['sft_controle_exact_match'])} de acerto "
+        f"exato (3 sementes); juiz κ = {br(m['juiz_kappa'])}; roteador em paráfrases "
+        f"{pct(m['roteador_parafrases_accuracy'])}; KV cache {br(m['kv_cache_speedup'])}× mais rápido"),
 }
 
 
@@ -84,18 +92,49 @@ def tabela(registros: list[dict]) -> str:
     return "\n".join(linhas)
 
 
-def escrever_no_readme(readme: Path, texto_tabela: str) -> None:
-    conteudo = readme.read_text(encoding="utf-8")
-    if INICIO not in conteudo or FIM not in conteudo:
-        raise SystemExit(f"{readme.name} não tem as marcas {INICIO} e {FIM}")
-    antes, resto = conteudo.split(INICIO, 1)
-    _, depois = resto.split(FIM, 1)
-    readme.write_text(f"{antes}{INICIO}\n{texto_tabela}\n{FIM}{depois}", encoding="utf-8")
+# A chave pode ter espaços (nomes de receitas, por exemplo); o formato é sempre a última palavra da marca.
+NUMERO = re.compile(r"<!--r (?P<capitulo>[\w-]+) (?P<chave>[^<>]+?) (?P<formato>\w+)-->(?P<texto>.*?)<!--/r-->")
+
+
+def textos_do_curso(raiz: Path) -> list[Path]:
+    """Os textos que citam resultados: o README principal e os .md de cada capítulo."""
+    return [raiz / "README.md", *sorted(raiz.glob("[0-9][0-9]-*/*.md"))]
+
+
+def valor_marcado(registros: dict[str, dict], capitulo: str, chave: str, formato: str) -> str:
+    """O texto que uma marca deve conter, lido do registro do capítulo e formatado como pede a marca."""
+    if capitulo not in registros:
+        raise KeyError(f"não há artefatos/resultados/{capitulo}.json")
+    valor = registros[capitulo]["tempo_s"] if chave == "tempo_s" else registros[capitulo]["metricas"]
+    for parte in [] if chave == "tempo_s" else chave.split("."):
+        try:
+            valor = valor[int(parte)] if isinstance(valor, list) else valor[parte]
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise KeyError(f"{capitulo}: a chave {chave!r} não existe nos resultados") from None
+    if isinstance(valor, bool) or not isinstance(valor, (int, float)):
+        return str(valor)
+    if formato.startswith("pct"):
+        return pct(valor, int(formato[3:] or 1))
+    return br(valor, int(formato))
+
+
+def atualizar_numeros(texto: str, registros: dict[str, dict]) -> tuple[str, list[str]]:
+    """Reescreve as marcas de um texto; devolve o texto novo e a lista das que estavam diferentes."""
+    diferentes = []
+
+    def trocar(m: re.Match) -> str:
+        certo = valor_marcado(registros, m["capitulo"], m["chave"], m["formato"])
+        if m["texto"] != certo:
+            diferentes.append(f"{m['capitulo']} {m['chave']}: texto {m['texto']!r}, resultado {certo!r}")
+        return f"<!--r {m['capitulo']} {m['chave']} {m['formato']}-->{certo}<!--/r-->"
+
+    return NUMERO.sub(trocar, texto), diferentes
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mostrar", action="store_true", help="só imprime a tabela, sem mexer no README")
+    parser.add_argument("--check", action="store_true", help="só confere a tabela e os números marcados")
     args = parser.parse_args(argv)
     registros = ler_resultados(RAIZ / "artefatos" / "resultados")
     if not registros:
@@ -104,9 +143,33 @@ def main(argv: list[str] | None = None) -> int:
     texto = tabela(registros)
     if args.mostrar:
         print(texto)
+        return 0
+    por_capitulo = {r["capitulo"]: r for r in registros}
+    problemas = []
+    for caminho in textos_do_curso(RAIZ):
+        original = caminho.read_text(encoding="utf-8")
+        try:
+            novo, diferentes = atualizar_numeros(original, por_capitulo)
+        except KeyError as erro:
+            raise SystemExit(f"{caminho.relative_to(RAIZ)}: {erro.args[0]}") from None
+        if caminho.name == "README.md" and caminho.parent == RAIZ:
+            if INICIO not in novo or FIM not in novo:
+                raise SystemExit(f"README.md não tem as marcas {INICIO} e {FIM}")
+            antes, resto = novo.split(INICIO, 1)
+            atual, depois = resto.split(FIM, 1)
+            if atual.strip() != texto:
+                diferentes.append("a tabela de resultados")
+            novo = f"{antes}{INICIO}\n{texto}\n{FIM}{depois}"
+        problemas += [f"{caminho.relative_to(RAIZ)}: {d}" for d in diferentes]
+        if not args.check and novo != original:
+            caminho.write_text(novo, encoding="utf-8")
+    if args.check:
+        if problemas:
+            print("Números desatualizados (rode `python ferramentas/resultados.py`):\n  " + "\n  ".join(problemas))
+            return 1
+        print("tabela e números marcados conferem com artefatos/resultados/")
     else:
-        escrever_no_readme(RAIZ / "README.md", texto)
-        print(f"tabela de {len(registros)} capítulos escrita no README.md")
+        print(f"tabela de {len(registros)} capítulos e números marcados escritos ({len(problemas)} atualizados)")
     return 0
 
 

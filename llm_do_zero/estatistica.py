@@ -43,3 +43,16 @@ def perplexity(nll: float | torch.Tensor) -> float:
     if media < 0:
         raise ValueError(f"NLL média negativa ({media.item():.4f}): passe -log P (a NLL), não log P.")
     return math.exp(media.item()) if media < 700 else math.inf
+
+
+# %% 01-estatistica/notebook.ipynb · célula 43
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Intervalo de Wilson (95% com z = 1,96) para uma proporção de `k` sucessos em `n` tentativas."""
+    if n <= 0:
+        raise ValueError("n precisa ser positivo: não há proporção medida em zero exemplos.")
+    if not 0 <= k <= n:
+        raise ValueError(f"k={k} precisa estar entre 0 e n={n}.")
+    p = k / n
+    centro = (p + z * z / (2 * n)) / (1 + z * z / n)
+    meia_largura = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centro - meia_largura), min(1.0, centro + meia_largura)

@@ -9,7 +9,6 @@ import math
 import re
 import unicodedata
 
-import tiktoken
 import torch
 import torch.nn.functional as F
 
@@ -22,7 +21,7 @@ from llm_do_zero.instrucoes import (
 )
 
 
-# %% 08-extras/notebook.ipynb · célula 22
+# %% 08-extras/notebook.ipynb · célula 24
 def format_chat_turn(message: str, answer: str | None = None) -> str:
     """Um turno no formato do capítulo 07: instrução e, se já houver, a resposta."""
     texto = format_input({"instrucao": message, "entrada": ""}, preambulo=False) + RESPONSE_HEADER
@@ -33,28 +32,30 @@ def build_chat_prompt(historico: list[tuple[str, str]], mensagem: str, tokenizer
                       header: str = PREAMBULO) -> tuple[list[int], int]:
     """Ids do prompt de chat (cabeçalho + turnos mais recentes que couberem + mensagem nova) e nº de turnos mantidos.
 
-    Descarta os turnos mais antigos até o prompt ter no máximo `max_prompt_tokens` tokens; o cabeçalho fica sempre.
+    `tokenizer` é o do modelo. Descarta os turnos mais antigos até o prompt ter no máximo `max_prompt_tokens`
+    tokens; o cabeçalho fica sempre. O texto do usuário é só texto: um "<|endoftext|>" digitado não vira o token
+    especial.
     """
     if not mensagem.strip():
         raise ValueError("A mensagem está vazia: escreva alguma coisa para o modelo responder.")
     for n_turnos in range(len(historico), -1, -1):
         turnos = [format_chat_turn(u, a) for u, a in historico[len(historico) - n_turnos:]]
         partes = ([header] if header else []) + turnos + [format_chat_turn(mensagem)]
-        ids = tokenizer.encode("\n\n".join(partes))
+        ids = tokenizer.encode("\n\n".join(partes), disallowed_special=())
         if len(ids) <= max_prompt_tokens:
             return ids, n_turnos
     raise ValueError(f"Mesmo sem histórico, o cabeçalho e a mensagem têm {len(ids)} tokens, mais que os "
                      f"{max_prompt_tokens} disponíveis: encurte a mensagem ou peça menos tokens de resposta.")
 
 
-def conversar(model, historico: list[tuple[str, str]], mensagem: str, tokenizer=None, max_new_tokens: int = 20,
+def conversar(model, historico: list[tuple[str, str]], mensagem: str, tokenizer, max_new_tokens: int = 20,
               header: str = PREAMBULO, verbose: bool = True) -> str:
     """Um turno de chat: monta o prompt dentro da janela de contexto, gera a resposta (gulosa) e a devolve.
 
-    `historico` é a lista de turnos anteriores [(mensagem, resposta), ...]; o turno novo é acrescentado a ela.
-    Com `verbose`, imprime o orçamento de tokens do turno.
+    `tokenizer` é o do modelo (o que `load_instruction_model` devolve junto com ele): ele monta o prompt e o seu
+    fim de texto encerra a resposta. `historico` é a lista de turnos anteriores [(mensagem, resposta), ...]; o
+    turno novo é acrescentado a ela. Com `verbose`, imprime o orçamento de tokens do turno.
     """
-    tokenizer = tokenizer or tiktoken.get_encoding("gpt2")
     context_length = model.pos_emb.weight.shape[0]
     if max_new_tokens >= context_length:
         raise ValueError(f"max_new_tokens={max_new_tokens} não deixa espaço para o prompt na janela de "
@@ -62,26 +63,27 @@ def conversar(model, historico: list[tuple[str, str]], mensagem: str, tokenizer=
     ids, mantidos = build_chat_prompt(historico, mensagem, tokenizer, context_length - max_new_tokens, header)
     device = next(model.parameters()).device
     model.eval()
-    saida = generate(model, torch.tensor([ids], device=device), max_new_tokens, context_length, eos_id=50256)
+    saida = generate(model, torch.tensor([ids], device=device), max_new_tokens, context_length,
+                     eos_id=tokenizer.eot_token)
     resposta = extract_response(RESPONSE_HEADER + tokenizer.decode(saida[0, len(ids):].tolist()))
     if verbose:
-        n_header = len(tokenizer.encode(header)) if header else 0
+        n_header = len(tokenizer.encode(header, disallowed_special=())) if header else 0
         print(f"  [orçamento] prompt {len(ids)} (cabeçalho {n_header}, {mantidos} de {len(historico)} turnos "
               f"anteriores) + resposta até {max_new_tokens} = {len(ids) + max_new_tokens} de {context_length} tokens")
     historico.append((mensagem, resposta))
     return resposta
 
 
-# %% 08-extras/notebook.ipynb · célula 30
+# %% 08-extras/notebook.ipynb · célula 32
 class ChatSession:
     """Uma conversa com o modelo: guarda o histórico e, a cada mensagem, chama `conversar`.
 
-    `history` é a lista de turnos [(mensagem, resposta), ...]. O prompt de cada mensagem nova leva o cabeçalho e
-    os turnos mais recentes que couberem na janela, no formato do capítulo 07. Sem `header`, usa o cabeçalho
-    que o modelo do capítulo 07 viu no treino deste modo (o preâmbulo, se o modo treinou com ele).
+    `tokenizer` é o do modelo. `history` é a lista de turnos [(mensagem, resposta), ...]. O prompt de cada mensagem
+    nova leva o cabeçalho e os turnos mais recentes que couberem na janela, no formato do capítulo 07. Sem `header`,
+    usa o cabeçalho que o modelo do capítulo 07 viu no treino deste modo (o preâmbulo, se o modo treinou com ele).
     """
 
-    def __init__(self, model, tokenizer=None, max_new_tokens: int = 20, header: str | None = None):
+    def __init__(self, model, tokenizer, max_new_tokens: int = 20, header: str | None = None):
         context_length = model.pos_emb.weight.shape[0]
         if max_new_tokens >= context_length:
             raise ValueError(f"max_new_tokens={max_new_tokens} não deixa espaço para o prompt na janela de "
@@ -89,7 +91,7 @@ class ChatSession:
         if header is None:
             header = PREAMBULO if INSTRUCTION_SETTINGS[get_mode()]["preambulo"] else ""
         self.model = model
-        self.tokenizer = tokenizer or tiktoken.get_encoding("gpt2")
+        self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
         self.header = header
         self.max_prompt_tokens = context_length - max_new_tokens
@@ -191,7 +193,7 @@ def show_chat(session: ChatSession) -> None:
     display(caixa)
 
 
-# %% 08-extras/notebook.ipynb · célula 46
+# %% 08-extras/notebook.ipynb · célula 48
 def sequence_logprob(model, input_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
     """Soma dos log-probabilidades que `model` dá aos tokens marcados em `response_mask`, por sequência.
 
@@ -204,7 +206,7 @@ def sequence_logprob(model, input_ids: torch.Tensor, response_mask: torch.Tensor
     return (token_log_probs * response_mask[:, 1:]).sum(dim=-1)
 
 
-# %% 08-extras/notebook.ipynb · célula 58
+# %% 08-extras/notebook.ipynb · célula 61
 def attention_with_cache(att: MultiHeadAttention, x: torch.Tensor, past: tuple | None):
     """Atenção causal de `att` para os tokens novos `x` (lote, n, d), reaproveitando chaves e valores de `past`.
 
@@ -290,7 +292,7 @@ def generate_with_kv_cache(model: GPTModelKV, idx: torch.Tensor, max_new_tokens:
     return idx
 
 
-# %% 08-extras/notebook.ipynb · célula 69
+# %% 08-extras/notebook.ipynb · célula 73
 def compute_dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
                      reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
                      beta: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -305,7 +307,26 @@ def compute_dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: t
     return loss, chosen_rewards.detach().mean(), rejected_rewards.detach().mean()
 
 
-# %% 08-extras/notebook.ipynb · célula 79
+# %% 08-extras/notebook.ipynb · célula 80
+def mcnemar_test(hits_a: list[bool], hits_b: list[bool]) -> tuple[int, int, float]:
+    """Teste exato de McNemar para dois sistemas avaliados nos mesmos itens.
+
+    Devolve (b, c, p): b = itens que só A acerta, c = itens que só B acerta, p = probabilidade bilateral de uma
+    divisão tão desigual entre b e c se os dois sistemas fossem igualmente bons (binomial com p = 1/2).
+    """
+    if len(hits_a) != len(hits_b):
+        raise ValueError(f"Os dois sistemas precisam ser avaliados nos mesmos itens: {len(hits_a)} contra "
+                         f"{len(hits_b)} acertos.")
+    b = sum(bool(x) and not bool(y) for x, y in zip(hits_a, hits_b))
+    c = sum(bool(y) and not bool(x) for x, y in zip(hits_a, hits_b))
+    n = b + c
+    if n == 0:
+        return 0, 0, 1.0
+    cauda = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2 ** n
+    return b, c, min(1.0, 2 * cauda)
+
+
+# %% 08-extras/notebook.ipynb · célula 87
 def words_for_search(text: str) -> list[str]:
     """Palavras em minúsculas e sem acentos ("Tifóide" -> "tifoide"), o vocabulário da busca lexical."""
     sem_acento = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
@@ -340,3 +361,51 @@ class BM25:
     def search(self, query: str, k: int = 5) -> list[int]:
         s = self.scores(query)
         return sorted(range(len(s)), key=lambda i: -s[i])[:k]
+
+
+# %% 08-extras/notebook.ipynb · célula 98
+def cohen_kappa(rater_a: list, rater_b: list) -> float:
+    """Kappa de Cohen entre dois avaliadores que rotularam os mesmos itens.
+
+    kappa = (p_o - p_e) / (1 - p_e): p_o é a concordância observada; p_e, a esperada se cada avaliador sorteasse
+    rótulos com as próprias frequências. 1 = concordância perfeita; 0 = a do acaso (a de um avaliador constante);
+    negativo = abaixo do acaso.
+    """
+    if len(rater_a) != len(rater_b):
+        raise ValueError(f"Os dois avaliadores precisam rotular os mesmos itens: {len(rater_a)} contra "
+                         f"{len(rater_b)} rótulos.")
+    if not rater_a:
+        raise ValueError("Sem itens: o kappa precisa de pelo menos um item rotulado pelos dois avaliadores.")
+    n = len(rater_a)
+    p_o = sum(a == b for a, b in zip(rater_a, rater_b)) / n
+    freq_a, freq_b = Counter(rater_a), Counter(rater_b)
+    p_e = sum(freq_a[c] * freq_b[c] for c in freq_a) / n ** 2
+    if p_e == 1.0:
+        raise ValueError("Kappa indefinido: os dois avaliadores deram o mesmo rótulo a todos os itens (p_e = 1).")
+    return (p_o - p_e) / (1 - p_e)
+
+
+def verdict_logprobs(model, tokenizer, entry: dict, verdicts=(" sim", " não"),
+                     preambulo: bool | None = None) -> list[float]:
+    """Log-probabilidade médio por token de cada veredito como resposta ao pedido `entry` (formato do cap. 07).
+
+    `tokenizer` é o do modelo. Com vereditos de um token só (" sim" e " não" no tokenizador do curso), é o
+    log p do próximo token depois de '### Resposta:'; com mais tokens, a média impede que o veredito mais longo
+    perca só por ser longo. Só as últimas `context_length` posições entram no modelo.
+    """
+    prompt = tokenizer.encode(format_input(entry, preambulo) + RESPONSE_HEADER, disallowed_special=())
+    context = model.pos_emb.num_embeddings
+    device = next(model.parameters()).device
+    scores = []
+    with torch.no_grad():
+        for verdict in verdicts:
+            verdict_ids = tokenizer.encode(verdict)
+            if not verdict_ids or len(verdict_ids) >= context:
+                raise ValueError(f"O veredito {verdict!r} tem {len(verdict_ids)} tokens: precisa ter pelo menos um "
+                                 f"e caber na janela de {context}.")
+            ids = (prompt + verdict_ids)[-context - 1:]
+            logits = model(torch.tensor([ids[:-1]], device=device))[0, -len(verdict_ids):]
+            log_probs = torch.log_softmax(logits, dim=-1)
+            alvo = torch.tensor(verdict_ids, device=device)
+            scores.append(log_probs[torch.arange(len(verdict_ids), device=device), alvo].mean().item())
+    return scores

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from llm_do_zero.oficina import get_data_file, progress_bar
+from llm_do_zero.oficina import amp_settings, get_data_file, gpu_peak_memory, progress_bar
 from llm_do_zero.gpt import GPTModel
 
 
@@ -72,7 +72,7 @@ def load_fakebr() -> list[dict]:
     return exemplos
 
 
-# %% 06-finetuning/notebook.ipynb · célula 14
+# %% 06-finetuning/notebook.ipynb · célula 16
 def split_by_pair(examples: list[dict], train_frac: float = 0.7, val_frac: float = 0.1,
                   seed: int = 123) -> tuple[list[dict], list[dict], list[dict]]:
     """Divide em (treino, validação, teste) sorteando números de par: os dois textos de um par ficam juntos.
@@ -103,19 +103,20 @@ def sample_pairs(examples: list[dict], num_pairs: int | None, seed: int = 123) -
     return [e for e in examples if e["par"] in escolhidos]
 
 
-# %% 06-finetuning/notebook.ipynb · célula 17
+# %% 06-finetuning/notebook.ipynb · célula 19
 class FakeNewsDataset(Dataset):
-    """Notícias tokenizadas, truncadas em `max_length` tokens e preenchidas com `pad_token_id` até esse tamanho.
+    """Notícias tokenizadas, truncadas em `max_length` tokens e preenchidas até esse tamanho.
 
+    O preenchimento é o <|endoftext|> do próprio tokenizador (`tokenizer.eot_token`, guardado em `pad_token_id`).
     Cada item é (ids de formato (max_length,), rótulo). `lengths` guarda quantos tokens cada texto tinha antes do
     corte. O texto é codificado com disallowed_special=(), então o id de preenchimento nunca aparece no meio dele.
     """
 
-    def __init__(self, examples: list[dict], tokenizer, max_length: int, pad_token_id: int = 50256):
+    def __init__(self, examples: list[dict], tokenizer, max_length: int):
         if max_length < 1:
             raise ValueError(f"max_length precisa ser pelo menos 1 (recebi {max_length}).")
         self.max_length = max_length
-        self.pad_token_id = pad_token_id
+        self.pad_token_id = tokenizer.eot_token
         self.input_ids, self.labels, self.lengths = [], [], []
         for i, exemplo in enumerate(examples):
             ids = tokenizer.encode(exemplo["texto"], disallowed_special=())
@@ -123,7 +124,7 @@ class FakeNewsDataset(Dataset):
                 raise ValueError(f"O exemplo {i} (par {exemplo.get('par')}) tem texto vazio.")
             self.lengths.append(len(ids))
             ids = ids[:max_length]
-            self.input_ids.append(ids + [pad_token_id] * (max_length - len(ids)))
+            self.input_ids.append(ids + [self.pad_token_id] * (max_length - len(ids)))
             self.labels.append(int(exemplo["rotulo"]))
 
     def __len__(self) -> int:
@@ -133,7 +134,33 @@ class FakeNewsDataset(Dataset):
         return torch.tensor(self.input_ids[i]), torch.tensor(self.labels[i])
 
 
-# %% 06-finetuning/notebook.ipynb · célula 27
+# %% 06-finetuning/notebook.ipynb · célula 22
+def embedding_bag_device(device, torch_version: str = torch.__version__) -> torch.device:
+    """Onde treinar o saco de tokens: em `device`, menos na GPU da Apple (MPS) com torch anterior ao 2.10, que não
+    tem o `nn.EmbeddingBag`; lá, na CPU (a régua é pequena e treina em segundos)."""
+    device = torch.device(device)
+    versao = tuple(int(parte) for parte in re.findall(r"\d+", torch_version)[:2])
+    return torch.device("cpu") if device.type == "mps" and versao < (2, 10) else device
+
+
+# %% 06-finetuning/notebook.ipynb · célula 32
+def normalize_spaces(text: str) -> str:
+    """Troca cada sequência de espaços em branco (espaços, quebras de linha, tabulações) por um espaço só.
+
+    Também apara as pontas. É a limpeza que tira do Fake.br o atalho do espaço duplo.
+    """
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def normalize_examples(examples: list[dict]) -> list[dict]:
+    """Cópias dos exemplos com o texto passado por normalize_spaces (os originais ficam intactos)."""
+    return [{**e, "texto": normalize_spaces(e["texto"])} for e in examples]
+
+
+# %% 06-finetuning/notebook.ipynb · célula 42
+POOLINGS = ("last", "first", "mean")
+
+
 def add_classification_head(model: GPTModel, num_classes: int = 2, trainable: str = "all") -> GPTModel:
     """Troca a cabeça de vocabulário por Linear(emb_dim, num_classes) e escolhe o que vai aprender.
 
@@ -152,26 +179,37 @@ def add_classification_head(model: GPTModel, num_classes: int = 2, trainable: st
     return model
 
 
-def classifier_logits(model, input_batch: torch.Tensor, pad_token_id: int = 50256) -> torch.Tensor:
-    """Logits (lote, classes) lidos na posição do último token real de cada linha (antes do preenchimento)."""
+def classifier_logits(model, input_batch: torch.Tensor, pad_token_id: int, pooling: str = "last") -> torch.Tensor:
+    """Logits (lote, classes) de cada texto, resumidos das posições reais (as que não são `pad_token_id`).
+
+    pooling: "last" (posição do último token real, como no livro), "first" (primeira posição) ou "mean" (média
+    dos logits das posições reais). O preenchimento precisa vir depois dos tokens reais, como no FakeNewsDataset.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling={pooling!r} não existe. Opções: {', '.join(POOLINGS)}.")
     logits = model(input_batch)                                  # (lote, posições, classes)
-    n_reais = (input_batch != pad_token_id).sum(dim=1)           # (lote,)
-    ultima = (n_reais - 1).clamp(min=0)
+    if pooling == "first":
+        return logits[:, 0]
+    reais = input_batch != pad_token_id                          # (lote, posições)
+    if pooling == "mean":
+        pesos = reais.unsqueeze(-1).to(logits.dtype)
+        return (logits * pesos).sum(dim=1) / pesos.sum(dim=1).clamp(min=1)
+    ultima = (reais.sum(dim=1) - 1).clamp(min=0)
     linhas = torch.arange(input_batch.shape[0], device=input_batch.device)
     return logits[linhas, ultima]                                # (lote, classes)
 
 
-# %% 06-finetuning/notebook.ipynb · célula 32
-def calc_loss_batch_classifier(input_batch: torch.Tensor, target_batch: torch.Tensor, model, device,
-                               pad_token_id: int = 50256) -> torch.Tensor:
-    """Entropia cruzada da classificação em um lote, lida no último token real de cada texto."""
+# %% 06-finetuning/notebook.ipynb · célula 47
+def calc_loss_batch_classifier(input_batch: torch.Tensor, target_batch: torch.Tensor, model, device, *,
+                               pad_token_id: int, pooling: str = "last") -> torch.Tensor:
+    """Entropia cruzada da classificação em um lote, com os logits resumidos por `pooling`."""
     input_batch, target_batch = input_batch.to(device), target_batch.to(device)
-    logits = classifier_logits(model, input_batch, pad_token_id)
+    logits = classifier_logits(model, input_batch, pad_token_id, pooling)
     return torch.nn.functional.cross_entropy(logits, target_batch)
 
 
-def calc_loss_loader_classifier(data_loader, model, device, num_batches: int | None = None,
-                                pad_token_id: int = 50256) -> float:
+def calc_loss_loader_classifier(data_loader, model, device, num_batches: int | None = None, *,
+                                pad_token_id: int, pooling: str = "last") -> float:
     """Perda média de classificação em até `num_batches` lotes (todos, se None), sem gradiente."""
     if len(data_loader) == 0:
         return float("nan")
@@ -181,12 +219,13 @@ def calc_loss_loader_classifier(data_loader, model, device, num_batches: int | N
         for i, (input_batch, target_batch) in enumerate(data_loader):
             if i >= num_batches:
                 break
-            total += calc_loss_batch_classifier(input_batch, target_batch, model, device, pad_token_id).item()
+            total += calc_loss_batch_classifier(input_batch, target_batch, model, device,
+                                                pad_token_id=pad_token_id, pooling=pooling).item()
     return total / num_batches
 
 
-def calc_accuracy_loader(data_loader, model, device, num_batches: int | None = None,
-                         pad_token_id: int = 50256) -> float:
+def calc_accuracy_loader(data_loader, model, device, num_batches: int | None = None, *,
+                         pad_token_id: int, pooling: str = "last") -> float:
     """Fração de acertos em até `num_batches` lotes (todos, se None), com o modelo em modo de avaliação."""
     if len(data_loader) == 0:
         return float("nan")
@@ -198,85 +237,91 @@ def calc_accuracy_loader(data_loader, model, device, num_batches: int | None = N
         for i, (input_batch, target_batch) in enumerate(data_loader):
             if i >= num_batches:
                 break
-            logits = classifier_logits(model, input_batch.to(device), pad_token_id)
+            logits = classifier_logits(model, input_batch.to(device), pad_token_id, pooling)
             acertos += (logits.argmax(dim=-1) == target_batch.to(device)).sum().item()
             vistos += target_batch.shape[0]
     model.train(estava_treinando)
     return acertos / vistos
 
 
-# %% 06-finetuning/notebook.ipynb · célula 36
-def evaluate_classifier(model, train_loader, val_loader, device, eval_iter: int,
-                        pad_token_id: int = 50256) -> tuple[float, float, float, float]:
+# %% 06-finetuning/notebook.ipynb · célula 51
+def classifier_param_groups(model, lr: float, fast_lr: float | None = None) -> list[dict]:
+    """Grupos do otimizador com os parâmetros treináveis: embeddings de token e cabeça com `fast_lr`, o resto com `lr`.
+
+    fast_lr=None usa `lr` para todos. Parâmetros congelados ficam de fora; grupos vazios também.
+    """
+    fast_lr = lr if fast_lr is None else fast_lr
+    rapidos = {id(p) for p in (model.tok_emb.weight, *model.out_head.parameters())}
+    treinaveis = [p for p in model.parameters() if p.requires_grad]
+    grupos = ({"params": [p for p in treinaveis if id(p) not in rapidos], "lr": lr},
+              {"params": [p for p in treinaveis if id(p) in rapidos], "lr": fast_lr})
+    return [grupo for grupo in grupos if grupo["params"]]
+
+
+def evaluate_classifier(model, train_loader, val_loader, device, eval_iter: int, *,
+                        pad_token_id: int, pooling: str = "last") -> tuple[float, float, float, float]:
     """(perda de treino, perda de validação, acurácia de treino, acurácia de validação) em `eval_iter` lotes."""
+    opcoes = {"pad_token_id": pad_token_id, "pooling": pooling}
     model.eval()
-    train_loss = calc_loss_loader_classifier(train_loader, model, device, eval_iter, pad_token_id)
-    val_loss = calc_loss_loader_classifier(val_loader, model, device, eval_iter, pad_token_id)
-    train_acc = calc_accuracy_loader(train_loader, model, device, eval_iter, pad_token_id)
-    val_acc = calc_accuracy_loader(val_loader, model, device, eval_iter, pad_token_id)
+    train_loss = calc_loss_loader_classifier(train_loader, model, device, eval_iter, **opcoes)
+    val_loss = calc_loss_loader_classifier(val_loader, model, device, eval_iter, **opcoes)
+    train_acc = calc_accuracy_loader(train_loader, model, device, eval_iter, **opcoes)
+    val_acc = calc_accuracy_loader(val_loader, model, device, eval_iter, **opcoes)
     model.train()
     return train_loss, val_loss, train_acc, val_acc
 
 
 def train_classifier_simple(model, train_loader, val_loader, optimizer, device, num_epochs: int, eval_freq: int,
-                            eval_iter: int, pad_token_id: int = 50256):
+                            eval_iter: int, *, pad_token_id: int, pooling: str = "last", keep_best: bool = False):
     """Laço de fine-tuning de classificação, com barra de progresso e avaliação a cada `eval_freq` passos.
 
-    Devolve (train_losses, val_losses, train_accs, val_accs, examples_seen): as quatro métricas de cada
-    avaliação e quantos exemplos de treino o modelo tinha visto em cada uma.
+    No fim de cada época mede a acurácia na validação inteira. Com keep_best=True, o modelo termina com os pesos da
+    época de maior acurácia de validação (parada antecipada). Devolve (train_losses, val_losses, train_accs,
+    val_accs, examples_seen, epoch_val_accs): as métricas de cada avaliação, quantos exemplos de treino o modelo
+    tinha visto em cada uma, e a acurácia na validação inteira ao fim de cada época. Na GPU treina com precisão mista
+    (`amp_settings`, capítulo 00) e imprime o pico de memória no fim.
     """
-    train_losses, val_losses, train_accs, val_accs, examples_seen = [], [], [], [], []
+    opcoes = {"pad_token_id": pad_token_id, "pooling": pooling}
+    train_losses, val_losses, train_accs, val_accs, examples_seen, epoch_val_accs = [], [], [], [], [], []
+    melhor_estado = None
     vistos, global_step = 0, -1
+    tipo_amp, usa_scaler = amp_settings(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=usa_scaler)
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)   # o pico impresso no fim é o deste treino
     barra = progress_bar(total=num_epochs * len(train_loader), desc="fine-tuning", unit="passo")
     for epoch in range(num_epochs):
         model.train()
         for input_batch, target_batch in train_loader:
             optimizer.zero_grad()
-            loss = calc_loss_batch_classifier(input_batch, target_batch, model, device, pad_token_id)
-            loss.backward()
-            optimizer.step()
+            with torch.autocast(torch.device(device).type, dtype=tipo_amp, enabled=tipo_amp is not None):
+                loss = calc_loss_batch_classifier(input_batch, target_batch, model, device, **opcoes)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             vistos += input_batch.shape[0]
             global_step += 1
             barra.update(1)
             if global_step % eval_freq == 0:
-                metricas = evaluate_classifier(model, train_loader, val_loader, device, eval_iter, pad_token_id)
+                metricas = evaluate_classifier(model, train_loader, val_loader, device, eval_iter, **opcoes)
                 for lista, valor in zip((train_losses, val_losses, train_accs, val_accs), metricas):
                     lista.append(valor)
                 examples_seen.append(vistos)
                 barra.set_postfix(perda_val=f"{metricas[1]:.3f}", acc_val=f"{metricas[3]:.0%}")
-        acc_val = calc_accuracy_loader(val_loader, model, device, pad_token_id=pad_token_id)
+        acc_val = calc_accuracy_loader(val_loader, model, device, **opcoes)
         barra.write(f"época {epoch + 1}: acurácia na validação inteira {acc_val:.1%}")
+        if keep_best and (not epoch_val_accs or acc_val > max(epoch_val_accs)):
+            melhor_estado = {nome: valor.detach().clone() for nome, valor in model.state_dict().items()}
+        epoch_val_accs.append(acc_val)
     barra.close()
-    return train_losses, val_losses, train_accs, val_accs, examples_seen
+    if gpu_peak_memory(device):
+        print(gpu_peak_memory(device))
+    if melhor_estado is not None:
+        model.load_state_dict(melhor_estado)
+    return train_losses, val_losses, train_accs, val_accs, examples_seen, epoch_val_accs
 
 
-# %% 06-finetuning/notebook.ipynb · célula 60
-def classify_text(text: str, model, tokenizer, device, max_length: int,
-                  pad_token_id: int = 50256) -> tuple[str, float]:
-    """Classifica uma notícia: devolve ("falsa" ou "verdadeira", probabilidade dessa classe).
-
-    Lê só os primeiros `max_length` tokens (limitados ao contexto do modelo) e avisa quando corta o texto.
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"classify_text espera um texto (str), mas recebeu {type(text).__name__}.")
-    if not text.strip():
-        raise ValueError("O texto está vazio: escreva a notícia que você quer classificar.")
-    limite = min(max_length, model.pos_emb.weight.shape[0])
-    ids = tokenizer.encode(text, disallowed_special=())
-    if len(ids) > limite:
-        print(f"Aviso: o texto tem {len(ids)} tokens; o classificador lê só os primeiros {limite}.")
-        ids = ids[:limite]
-    entrada = torch.tensor([ids + [pad_token_id] * (limite - len(ids))], device=device)
-    estava_treinando = model.training
-    model.eval()
-    with torch.no_grad():
-        probs = torch.softmax(classifier_logits(model, entrada, pad_token_id), dim=-1)[0]
-    model.train(estava_treinando)
-    classe = int(probs.argmax())
-    return FAKEBR_LABELS[classe], probs[classe].item()
-
-
-# %% 06-finetuning/notebook.ipynb · célula 67
+# %% 06-finetuning/notebook.ipynb · célula 55
 class LoRALayer(nn.Module):
     """O desvio de posto baixo da LoRA: x -> (alpha / rank) · (x A) B.
 
@@ -331,3 +376,31 @@ def replace_linear_with_lora(model: nn.Module, rank: int, alpha: float) -> nn.Mo
     for parametro in model.out_head.parameters():
         parametro.requires_grad = True
     return model
+
+
+# %% 06-finetuning/notebook.ipynb · célula 78
+def classify_text(text: str, model, tokenizer, device, max_length: int, pooling: str = "last") -> tuple[str, float]:
+    """Classifica uma notícia: devolve ("falsa" ou "verdadeira", probabilidade dessa classe).
+
+    Normaliza os espaços (normalize_spaces), codifica com o tokenizador do modelo e preenche com o
+    <|endoftext|> dele. Lê só os primeiros `max_length` tokens (limitados ao contexto do modelo) e avisa quando
+    corta o texto. `pooling` tem de ser o mesmo do treino.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"classify_text espera um texto (str), mas recebeu {type(text).__name__}.")
+    if not text.strip():
+        raise ValueError("O texto está vazio: escreva a notícia que você quer classificar.")
+    limite = min(max_length, model.pos_emb.weight.shape[0])
+    ids = tokenizer.encode(normalize_spaces(text), disallowed_special=())
+    if len(ids) > limite:
+        print(f"Aviso: o texto tem {len(ids)} tokens; o classificador lê só os primeiros {limite}.")
+        ids = ids[:limite]
+    pad_token_id = tokenizer.eot_token
+    entrada = torch.tensor([ids + [pad_token_id] * (limite - len(ids))], device=device)
+    estava_treinando = model.training
+    model.eval()
+    with torch.no_grad():
+        probs = torch.softmax(classifier_logits(model, entrada, pad_token_id, pooling), dim=-1)[0]
+    model.train(estava_treinando)
+    classe = int(probs.argmax())
+    return FAKEBR_LABELS[classe], probs[classe].item()

@@ -145,18 +145,25 @@ def token_ids_to_text(token_ids: torch.Tensor, tokenizer) -> str:
 
 
 # %% 04-gpt/notebook.ipynb · célula 58
+# Buffers (não pesos) que alguns arquivos do GPT-2 trazem: a máscara causal guardada em cada bloco.
+GPT2_BUFFERS = (".attn.bias", ".attn.masked_bias")
+
+
 def load_weights_into_gpt(gpt: "GPTModel", state_dict: dict) -> "GPTModel":
     """Copia os pesos de um GPT-2 no formato Hugging Face (`wte.weight`, `h.0.attn.c_attn.weight`, ...) para o GPTModel.
 
     Aceita chaves com ou sem o prefixo `transformer.`. As camadas Conv1D do GPT-2 guardam os pesos transpostos
     em relação a nn.Linear; a projeção QKV vem fundida e é dividida em três. A cabeça de saída reutiliza `wte`
-    (pesos amarrados). O modelo precisa de `qkv_bias=True`.
+    (pesos amarrados). O modelo precisa de `qkv_bias=True`. A cópia é estrita: falta uma chave -> KeyError; sobra
+    uma chave que não é peso do GPTModel (fora a cópia `lm_head.weight` e os buffers GPT2_BUFFERS) -> ValueError.
     """
     sd = {k.removeprefix("transformer."): v for k, v in state_dict.items()}
+    usadas = set()
 
     def pegar(chave: str) -> torch.Tensor:
         if chave not in sd:
             raise KeyError(f"O state dict do GPT-2 não tem a chave {chave!r}: é mesmo um checkpoint do GPT-2?")
+        usadas.add(chave)
         return sd[chave]
 
     def copiar(destino: torch.Tensor, origem: torch.Tensor, chave: str) -> None:
@@ -198,6 +205,10 @@ def load_weights_into_gpt(gpt: "GPTModel", state_dict: dict) -> "GPTModel":
     copiar(gpt.final_norm.scale, pegar("ln_f.weight"), "ln_f.weight")
     copiar(gpt.final_norm.shift, pegar("ln_f.bias"), "ln_f.bias")
     copiar(gpt.out_head.weight, pegar("wte.weight"), "wte.weight (cabeça de saída amarrada)")
+    sobrando = sorted(k for k in sd if k not in usadas and k != "lm_head.weight" and not k.endswith(GPT2_BUFFERS))
+    if sobrando:
+        raise ValueError(f"O state dict tem {len(sobrando)} chave(s) que o GPTModel não usa ({', '.join(sobrando[:4])}"
+                         f"{' …' if len(sobrando) > 4 else ''}): é de outra arquitetura ou de outro tamanho?")
     return gpt
 
 

@@ -3,6 +3,7 @@
 ARQUIVO GERADO por `python ferramentas/exportar.py` a partir das células `# exportar` de
 `00-oficina/notebook.ipynb`. Não edite à mão: mude o notebook e gere de novo.
 """
+import gc
 import hashlib
 import json
 import os
@@ -23,19 +24,33 @@ from tqdm.std import tqdm as _tqdm_texto
 
 # %% 00-oficina/notebook.ipynb · célula 5
 MODOS = ("rapido", "completo")
+# O modo completo foi medido para a GPU T4 do Colab (~15 GB); abaixo disto, ele não cabe.
+COMPLETO_MIN_GPU_GB = 12
+_avisos_dados: set[str] = set()
 
 
 def get_mode() -> str:
     """Devolve o modo do curso: 'rapido' (CPU, minutos) ou 'completo' (GPU, tamanho real).
 
     Lê a variável de ambiente LLM_MODO; sem ela, escolhe 'completo' se houver GPU CUDA e 'rapido' caso contrário.
+    Numa GPU com menos de COMPLETO_MIN_GPU_GB de memória, o completo não cabe: o curso avisa (uma vez) e usa o
+    rápido.
     """
     bruto = os.environ.get("LLM_MODO", "").strip().lower()
-    if not bruto:
-        return "completo" if torch.cuda.is_available() else "rapido"
     modo = unicodedata.normalize("NFKD", bruto).encode("ascii", "ignore").decode()
-    if modo not in MODOS:
+    if not modo:
+        modo = "completo" if torch.cuda.is_available() else "rapido"
+    elif modo not in MODOS:
         raise ValueError(f"LLM_MODO={bruto!r} não é um modo válido. Use um destes: {', '.join(MODOS)}.")
+    if modo == "completo" and torch.cuda.is_available():
+        memoria_gb = torch.cuda.get_device_properties(0).total_memory / 2**30
+        if memoria_gb < COMPLETO_MIN_GPU_GB:
+            aviso = (f"Esta GPU tem {memoria_gb:.1f} GB de memória e o modo completo precisa de pelo menos "
+                     f"{COMPLETO_MIN_GPU_GB} GB: usando o modo rápido.")
+            if aviso not in _avisos_dados:
+                _avisos_dados.add(aviso)
+                print(aviso)
+            return "rapido"
     return modo
 
 
@@ -68,7 +83,46 @@ def set_seed(seed: int = 123) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-# %% 00-oficina/notebook.ipynb · célula 40
+# %% 00-oficina/notebook.ipynb · célula 27
+def amp_settings(device) -> tuple[torch.dtype | None, bool]:
+    """(tipo do autocast, usar GradScaler?) para treinar em `device`.
+
+    GPU CUDA com capacidade >= 8 (Ampere ou mais nova): bfloat16, sem scaler; CUDA mais antiga (T4, V100): float16
+    com GradScaler; CPU e MPS: (None, False), precisão cheia.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None, False
+    if torch.cuda.get_device_capability(device)[0] >= 8:
+        return torch.bfloat16, False
+    return torch.float16, True
+
+
+def gpu_peak_memory(device) -> str:
+    """'pico de memória da GPU: X GB' desde o último reset (vazio fora da CUDA)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return ""
+    return f"pico de memória da GPU: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GB"
+
+
+def synchronize(device) -> None:
+    """Espera a GPU terminar o que já foi pedido (CUDA ou Apple), para um cronômetro medir a conta e não o pedido."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def free_gpu_memory(device) -> None:
+    """Devolve à GPU a memória de tensores que já não têm nome (chame depois de `del modelo, otimizador`)."""
+    gc.collect()
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+
+
+# %% 00-oficina/notebook.ipynb · célula 43
 class _BarraDeTexto(_tqdm_texto):
     """A `tqdm` de texto, com `set_postfix` que espera o próximo redesenho em vez de forçar um."""
 
@@ -86,7 +140,7 @@ def progress_bar(iterable=None, total: int | None = None, desc: str | None = Non
     return _BarraDeTexto(iterable, total=total, desc=desc, **opcoes)
 
 
-# %% 00-oficina/notebook.ipynb · célula 50
+# %% 00-oficina/notebook.ipynb · célula 53
 def project_root() -> Path:
     """Raiz do repositório do curso (a pasta com `ferramentas/exportar.py`), procurando a partir da pasta atual."""
     atual = Path.cwd().resolve()
@@ -226,7 +280,7 @@ def _fetch_url(url: str, part: Path, timeout: float, quiet: bool) -> None:
         raise DownloadError(f"Não consegui baixar {url} ({motivo}). {ajuda}") from erro
 
 
-# %% 00-oficina/notebook.ipynb · célula 52
+# %% 00-oficina/notebook.ipynb · célula 55
 _MACHADO = "https://raw.githubusercontent.com/luxedo/dataset-machado-de-assis/master/txt"
 _GPT2_BPE = "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main"
 
@@ -283,7 +337,7 @@ def get_data_file(name: str, validate: Callable[[Path], None] | None = None, qui
                          validate=validate, quiet=quiet)
 
 
-# %% 00-oficina/notebook.ipynb · célula 59
+# %% 00-oficina/notebook.ipynb · célula 62
 def save_results(capitulo: str, metricas: dict, tempo_s: float, device: torch.device | None = None) -> Path:
     """Grava `artefatos/resultados/<capitulo>.json` com métricas, tempo, modo e máquina."""
     destino = artifacts_dir() / "resultados" / f"{capitulo}.json"

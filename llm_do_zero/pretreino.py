@@ -3,6 +3,7 @@
 ARQUIVO GERADO por `python ferramentas/exportar.py` a partir das células `# exportar` de
 `05-pretreino/notebook.ipynb`. Não edite à mão: mude o notebook e gere de novo.
 """
+import math
 from pathlib import Path
 import time
 
@@ -10,10 +11,13 @@ import tiktoken
 import torch
 
 from llm_do_zero.oficina import (
-    artifacts_dir, cache_dir, download_file, DownloadError, get_device, get_mode, progress_bar, set_seed,
+    amp_settings, artifacts_dir, cache_dir, download_file, DownloadError, get_device, get_mode,
+    gpu_peak_memory, progress_bar, set_seed,
 )
 from llm_do_zero.estatistica import load_text, MACHADO_BOOKS
-from llm_do_zero.tokens import create_dataloader
+from llm_do_zero.tokens import (
+    course_tokenizer, COURSE_VOCAB_SIZE, create_dataloader, GPT2_SPLIT_PATTERN, HELD_OUT_BOOKS,
+)
 from llm_do_zero.gpt import (
     generate_text_simple, GPTModel, load_weights_into_gpt, text_to_token_ids, token_ids_to_text,
 )
@@ -22,49 +26,88 @@ from llm_do_zero.gpt import (
 # %% 05-pretreino/notebook.ipynb · célula 6
 PRETRAIN_SETTINGS = {
     "rapido": {
-        "model": {"vocab_size": 50257, "context_length": 128, "emb_dim": 128, "n_heads": 4, "n_layers": 2,
-                  "drop_rate": 0.0, "qkv_bias": False},
-        "train_books": ["domCasmurro"], "val_books": None, "val_fraction": 0.1,
-        "batch_size": 8, "lr": 6e-3, "weight_decay": 0.1, "num_epochs": 4, "max_steps": 150, "max_seconds": 600,
-        "eval_freq": 25, "eval_iter": 4,
+        "model": {"vocab_size": COURSE_VOCAB_SIZE, "context_length": 128, "emb_dim": 256, "n_heads": 4,
+                  "n_layers": 2, "drop_rate": 0.0, "qkv_bias": False},
+        "val_books": ["memorial-de-aires"],
+        "batch_size": 8, "lr": 4e-3, "min_lr": 4e-4, "warmup_steps": 40, "grad_clip": 1.0, "weight_decay": 0.1,
+        "num_epochs": 1, "max_steps": 400, "max_seconds": 600, "eval_freq": 50, "eval_iter": 4,
     },
     "completo": {
-        "model": {"vocab_size": 50257, "context_length": 256, "emb_dim": 512, "n_heads": 8, "n_layers": 8,
-                  "drop_rate": 0.1, "qkv_bias": False},
-        "train_books": [b for b in MACHADO_BOOKS if b not in ("memorial-de-aires", "reliquias")],
-        "val_books": ["memorial-de-aires", "reliquias"], "val_fraction": None,
-        "batch_size": 16, "lr": 6e-4, "weight_decay": 0.1, "num_epochs": 4, "max_steps": None, "max_seconds": 1800,
-        "eval_freq": 200, "eval_iter": 20,
+        "model": {"vocab_size": COURSE_VOCAB_SIZE, "context_length": 256, "emb_dim": 512, "n_heads": 8,
+                  "n_layers": 8, "drop_rate": 0.1, "qkv_bias": False},
+        "val_books": ["memorial-de-aires", "reliquias"],
+        "batch_size": 16, "lr": 6e-4, "min_lr": 6e-5, "warmup_steps": 200, "grad_clip": 1.0, "weight_decay": 0.1,
+        "num_epochs": 4, "max_steps": None, "max_seconds": 1800, "eval_freq": 200, "eval_iter": 20,
     },
 }
+TRAIN_BOOKS = [livro for livro in MACHADO_BOOKS if livro not in HELD_OUT_BOOKS]
 
 
 def load_pretraining_texts(mode: str | None = None) -> tuple[str, str]:
-    """Textos de treino e validação do pré-treino.
+    """Textos de treino e validação do pré-treino, separados por livro: nenhum trecho da validação está no treino.
 
-    rápido: Dom Casmurro, os primeiros 90% para treino e os últimos 10% para validação (cortes contíguos);
-    completo: livros inteiros de cada lado, separados pelo token especial <|endoftext|>.
+    Treino: os livros de Machado fora os dois guardados (HELD_OUT_BOOKS); validação: `val_books` do modo
+    (só livros guardados). Os livros de cada lado são unidos pelo token especial <|endoftext|>.
     """
     cfg = PRETRAIN_SETTINGS[mode or get_mode()]
     separador = "<|endoftext|>"
-    treino = separador.join(load_text(b) for b in cfg["train_books"])
-    if cfg["val_books"]:
-        return treino, separador.join(load_text(b) for b in cfg["val_books"])
-    corte = int(len(treino) * (1 - cfg["val_fraction"]))
-    return treino[:corte], treino[corte:]
+    return (separador.join(load_text(b) for b in TRAIN_BOOKS),
+            separador.join(load_text(b) for b in cfg["val_books"]))
 
 
-def create_pretraining_loaders(mode: str | None = None):
-    """Carregadores (treino, validação) de janelas sem sobreposição, no tamanho de contexto do modo."""
+def create_pretraining_loaders(mode: str | None = None, tokenizer=None):
+    """Carregadores (treino, validação) de janelas sem sobreposição, com o tokenizador do curso."""
     cfg = PRETRAIN_SETTINGS[mode or get_mode()]
+    tokenizer = tokenizer or course_tokenizer()
     texto_treino, texto_val = load_pretraining_texts(mode)
     ctx = cfg["model"]["context_length"]
-    train_loader = create_dataloader(texto_treino, cfg["batch_size"], ctx, ctx, shuffle=True, drop_last=True)
-    val_loader = create_dataloader(texto_val, cfg["batch_size"], ctx, ctx, shuffle=False, drop_last=False)
+    train_loader = create_dataloader(texto_treino, cfg["batch_size"], ctx, ctx, shuffle=True, drop_last=True,
+                                     tokenizer=tokenizer)
+    val_loader = create_dataloader(texto_val, cfg["batch_size"], ctx, ctx, shuffle=False, drop_last=False,
+                                   tokenizer=tokenizer)
     return train_loader, val_loader
 
 
-# %% 05-pretreino/notebook.ipynb · célula 25
+# %% 05-pretreino/notebook.ipynb · célula 23
+def unigram_loss(train_ids, val_ids, vocab_size: int, alpha: float = 0.1) -> float:
+    """Entropia cruzada (nats/token) na validação de um modelo que só conhece a frequência de cada token."""
+    contagens = torch.bincount(torch.as_tensor(train_ids), minlength=vocab_size).double() + alpha
+    log_p = torch.log(contagens / contagens.sum())
+    return -log_p[torch.as_tensor(val_ids)].mean().item()
+
+
+def bigram_token_losses(train_ids, val_ids, vocab_size: int, k: float) -> torch.Tensor:
+    """-log p(b | a) de cada token da validação (menos o primeiro) numa tabela de bigramas add-k contada no treino.
+
+    p(b | a) = (c(a, b) + k) / (c(a) + k·V). Os pares vistos ficam numa lista ordenada (uma tabela densa de
+    V × V números não caberia na memória com vocabulários grandes); os pares da validação são procurados nela.
+    """
+    treino, val = torch.as_tensor(train_ids), torch.as_tensor(val_ids)
+    pares, contagens = torch.unique(treino[:-1] * vocab_size + treino[1:], return_counts=True)
+    linhas = torch.bincount(treino[:-1], minlength=vocab_size).double()
+    consulta = val[:-1] * vocab_size + val[1:]
+    posicao = torch.searchsorted(pares, consulta).clamp(max=len(pares) - 1)
+    vistos = torch.where(pares[posicao] == consulta, contagens[posicao], 0).double()
+    return -((vistos + k) / (linhas[val[:-1]] + k * vocab_size)).log()
+
+
+def bigram_loss(train_ids, val_ids, vocab_size: int, k: float) -> float:
+    """Entropia cruzada média (nats/token) da tabela de bigramas add-k na validação."""
+    return bigram_token_losses(train_ids, val_ids, vocab_size, k).mean().item()
+
+
+def best_bigram_k(train_ids, vocab_size: int, candidates=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)) -> float:
+    """O k do add-k escolhido sem olhar a validação: conta em 90% do treino e mede nos 10% finais."""
+    corte = int(len(train_ids) * 0.9)
+    return min(candidates, key=lambda k: bigram_loss(train_ids[:corte], train_ids[corte:], vocab_size, k))
+
+
+def bits_per_char(nats_per_token: float, n_tokens: int, n_chars: int) -> float:
+    """Converte uma perda média em nats por token para bits por caractere do mesmo texto."""
+    return nats_per_token / math.log(2) * n_tokens / n_chars
+
+
+# %% 05-pretreino/notebook.ipynb · célula 30
 def calc_loss_batch(input_batch: torch.Tensor, target_batch: torch.Tensor, model, device) -> torch.Tensor:
     """Entropia cruzada média do próximo token em um lote (entrada e alvo com formato (lote, posições))."""
     input_batch, target_batch = input_batch.to(device), target_batch.to(device)
@@ -110,16 +153,21 @@ def generate_and_print_sample(model, tokenizer, device, start_context: str, max_
 
 def train_model_simple(model, train_loader, val_loader, optimizer, device, num_epochs: int, eval_freq: int,
                        eval_iter: int, start_context: str, tokenizer, max_seconds: float | None = None,
-                       max_steps: int | None = None):
+                       max_steps: int | None = None, lr_schedule=None, grad_clip: float | None = None):
     """Laço de pré-treinamento: épocas de lotes, avaliação a cada `eval_freq` passos, amostra ao fim de cada época.
 
     `max_steps` encerra o treino antes do fim das épocas, sempre no mesmo passo, em qualquer máquina.
     `max_seconds` é só uma rede de segurança para máquinas muito lentas: se ela parar o treino, um aviso diz
     que os números não são os de referência. A última medição acontece no passo em que o treino parou.
+    `lr_schedule(passo)` dá a taxa de aprendizado de cada passo (por exemplo `warmup_cosine_lr`); `grad_clip`
+    limita a norma do gradiente inteiro antes de cada passo do otimizador. Na GPU, o passo usa precisão mista
+    (`amp_settings`, capítulo 00) e o pico de memória é impresso no fim.
     Devolve (train_losses, val_losses, track_tokens_seen): as perdas medidas e os tokens vistos em cada medição.
     """
     train_losses, val_losses, track_tokens_seen = [], [], []
     tokens_seen, global_step = 0, -1
+    tipo_amp, usa_scaler = amp_settings(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=usa_scaler)
     inicio = time.perf_counter()
     motivo = None
     total = num_epochs * len(train_loader) if max_steps is None else min(max_steps, num_epochs * len(train_loader))
@@ -127,10 +175,18 @@ def train_model_simple(model, train_loader, val_loader, optimizer, device, num_e
     for epoch in range(num_epochs):
         model.train()
         for input_batch, target_batch in train_loader:
+            if lr_schedule is not None:
+                for grupo in optimizer.param_groups:
+                    grupo["lr"] = lr_schedule(global_step + 1)
             optimizer.zero_grad()
-            loss = calc_loss_batch(input_batch, target_batch, model, device)
-            loss.backward()
-            optimizer.step()
+            with torch.autocast(torch.device(device).type, dtype=tipo_amp, enabled=tipo_amp is not None):
+                loss = calc_loss_batch(input_batch, target_batch, model, device)
+            scaler.scale(loss).backward()
+            if grad_clip is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
             tokens_seen += input_batch.numel()
             global_step += 1
             barra.update(1)
@@ -152,11 +208,13 @@ def train_model_simple(model, train_loader, val_loader, optimizer, device, num_e
         if motivo:
             barra.write(f"{motivo}: fim do treino.")
             break
+    if gpu_peak_memory(device):
+        barra.write(gpu_peak_memory(device))
     barra.close()
     return train_losses, val_losses, track_tokens_seen
 
 
-# %% 05-pretreino/notebook.ipynb · célula 29
+# %% 05-pretreino/notebook.ipynb · célula 34
 def save_checkpoint(path: str | Path, model, optimizer=None, config: dict | None = None, **extra) -> Path:
     """Salva modelo (+ otimizador, se houver), configuração e extras em um arquivo carregável com weights_only=True."""
     path = Path(path)
@@ -220,43 +278,88 @@ def load_checkpoint(path: str | Path, device="cpu", optimizer=None, model=None):
                 from erro
     return model, pacote
 
+def tokenizer_state(tokenizer) -> dict:
+    """O tokenizador como dados simples, para viajar dentro de um checkpoint (legível com weights_only=True).
 
-# %% 05-pretreino/notebook.ipynb · célula 33
+    O do GPT-2 vai só pelo nome (o tiktoken o conhece). Os nossos levam os bytes de cada token em ordem de id,
+    num tensor só, mais os tokens especiais: é tudo o que o tiktoken precisa para refazer o mesmo tokenizador.
+    """
+    if tokenizer.name == "gpt2":
+        return {"tiktoken": "gpt2"}
+    especiais = {tok: tokenizer.encode_single_token(tok) for tok in sorted(tokenizer.special_tokens_set)}
+    comuns = [tokenizer.decode_single_token_bytes(i) for i in range(tokenizer.n_vocab)
+              if i not in especiais.values()]
+    return {"nome": tokenizer.name, "pat_str": GPT2_SPLIT_PATTERN, "special_tokens": especiais,
+            "token_bytes": torch.tensor(list(b"".join(comuns)), dtype=torch.uint8),
+            "token_lengths": torch.tensor([len(t) for t in comuns], dtype=torch.int32)}
+
+
+def tokenizer_from_state(state: dict) -> tiktoken.Encoding:
+    """Refaz o tokenizador guardado por `tokenizer_state` (ids idênticos aos do original)."""
+    if "tiktoken" in state:
+        return tiktoken.get_encoding(state["tiktoken"])
+    dados = bytes(state["token_bytes"].tolist())
+    ranks, inicio = {}, 0
+    for i, tamanho in enumerate(state["token_lengths"].tolist()):
+        ranks[dados[inicio:inicio + tamanho]] = i
+        inicio += tamanho
+    return tiktoken.Encoding(state["nome"], pat_str=state["pat_str"], mergeable_ranks=ranks,
+                             special_tokens=dict(state["special_tokens"]))
+
+
+# %% 05-pretreino/notebook.ipynb · célula 38
+def warmup_cosine_lr(step: int, total_steps: int, peak_lr: float, min_lr: float, warmup_steps: int) -> float:
+    """Taxa de aprendizado do passo `step` (0, 1, …): sobe em linha reta até `peak_lr` em `warmup_steps` passos,
+    depois desce em meia onda de cosseno até `min_lr` no passo `total_steps` (e fica lá)."""
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    progresso = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_lr + 0.5 * (peak_lr - min_lr) * (1 + math.cos(math.pi * progresso))
+
+
+# %% 05-pretreino/notebook.ipynb · célula 42
 def base_checkpoint_path(mode: str | None = None) -> Path:
     """Onde o capítulo 05 guarda o modelo base pré-treinado de cada modo (em artefatos/checkpoints/)."""
     return artifacts_dir() / "checkpoints" / f"05-pretreino-{mode or get_mode()}.pt"
 
 
 def pretrain_base_model(mode: str | None = None, device=None, seed: int = 123):
-    """Pré-treina o modelo base do modo escolhido e o salva em base_checkpoint_path(mode).
+    """Pré-treina o modelo base do modo escolhido, com o tokenizador do curso, e o salva em base_checkpoint_path(mode).
 
-    Devolve (model, historico): as perdas medidas durante o treino, os tokens vistos, as perdas finais
-    (`train_loss` em 10 lotes de treino, `val_loss` na validação inteira) e o tempo de treino em segundos.
+    AdamW com aquecimento + decaimento em cosseno (`warmup_cosine_lr`) e corte do gradiente. O checkpoint leva
+    o tokenizador junto. Devolve (model, historico): as perdas medidas durante o treino, os tokens vistos, as
+    perdas finais (`train_loss` em 10 lotes de treino, `val_loss` na validação inteira) e o tempo de treino.
     """
     mode = mode or get_mode()
     device = device or get_device()
     cfg = PRETRAIN_SETTINGS[mode]
     set_seed(seed)
-    train_loader, val_loader = create_pretraining_loaders(mode)
+    tokenizer = course_tokenizer()
+    train_loader, val_loader = create_pretraining_loaders(mode, tokenizer)
     model = GPTModel(cfg["model"]).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    total = cfg["num_epochs"] * len(train_loader)
+    total = total if cfg["max_steps"] is None else min(total, cfg["max_steps"])
     inicio = time.perf_counter()
     train_losses, val_losses, tokens = train_model_simple(
         model, train_loader, val_loader, optimizer, device, cfg["num_epochs"], cfg["eval_freq"], cfg["eval_iter"],
-        "Capitu olhou para mim e", tiktoken.get_encoding("gpt2"), max_seconds=cfg["max_seconds"],
-        max_steps=cfg["max_steps"])
+        "Capitu olhou para mim e", tokenizer, max_seconds=cfg["max_seconds"], max_steps=cfg["max_steps"],
+        lr_schedule=lambda passo: warmup_cosine_lr(passo, total, cfg["lr"], cfg["min_lr"], cfg["warmup_steps"]),
+        grad_clip=cfg["grad_clip"])
     tempo_s = time.perf_counter() - inicio
     model.eval()
     with torch.no_grad():
         val_loss = calc_loss_loader(val_loader, model, device)
         train_loss = calc_loss_loader(train_loader, model, device, num_batches=10)
     historico = {"train_losses": train_losses, "val_losses": val_losses, "tokens_seen": tokens,
-                 "train_loss": train_loss, "val_loss": val_loss, "tempo_s": tempo_s, "modo": mode}
-    save_checkpoint(base_checkpoint_path(mode), model, optimizer, cfg["model"], historico=historico)
+                 "train_loss": train_loss, "val_loss": val_loss, "tempo_s": tempo_s, "modo": mode,
+                 "passos": total}
+    save_checkpoint(base_checkpoint_path(mode), model, optimizer, cfg["model"],
+                    tokenizer=tokenizer_state(tokenizer), historico=historico)
     return model, historico
 
 
-# %% 05-pretreino/notebook.ipynb · célula 55
+# %% 05-pretreino/notebook.ipynb · célula 66
 def generate(model, idx: torch.Tensor, max_new_tokens: int, context_size: int, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None) -> torch.Tensor:
     """Gera até `max_new_tokens` tokens depois de `idx` (formato (lote, n)) e devolve a sequência inteira.
@@ -306,7 +409,7 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, context_size: int, t
     return idx
 
 
-# %% 05-pretreino/notebook.ipynb · célula 64
+# %% 05-pretreino/notebook.ipynb · célula 76
 GPT2_SIZES = {
     "gpt2": {"emb_dim": 768, "n_layers": 12, "n_heads": 12},
     "gpt2-medium": {"emb_dim": 1024, "n_layers": 24, "n_heads": 16},
@@ -332,28 +435,56 @@ def _require_safetensors() -> None:
                           "`pip install safetensors` e rode a célula de novo.") from erro
 
 
-def _check_gpt2_safetensors(path: Path) -> None:
-    """Confere que o arquivo é um safetensors legível com as chaves do GPT-2; levanta erro se não for."""
+def gpt2_expected_shapes(size: str = "gpt2") -> dict[str, tuple[int, ...]]:
+    """Os pesos do `model.safetensors` do GPT-2 no Hugging Face: nome -> formato, para um dos quatro tamanhos.
+
+    As camadas Conv1D do GPT-2 guardam (entrada, saída); a projeção QKV vem fundida (d, 3d).
+    """
+    cfg = gpt2_config(size)
+    d, v, ctx = cfg["emb_dim"], cfg["vocab_size"], cfg["context_length"]
+    formatos = {"wte.weight": (v, d), "wpe.weight": (ctx, d), "ln_f.weight": (d,), "ln_f.bias": (d,)}
+    for i in range(cfg["n_layers"]):
+        for nome, formato in [("ln_1.weight", (d,)), ("ln_1.bias", (d,)), ("attn.c_attn.weight", (d, 3 * d)),
+                              ("attn.c_attn.bias", (3 * d,)), ("attn.c_proj.weight", (d, d)),
+                              ("attn.c_proj.bias", (d,)), ("ln_2.weight", (d,)), ("ln_2.bias", (d,)),
+                              ("mlp.c_fc.weight", (d, 4 * d)), ("mlp.c_fc.bias", (4 * d,)),
+                              ("mlp.c_proj.weight", (4 * d, d)), ("mlp.c_proj.bias", (d,))]:
+            formatos[f"h.{i}.{nome}"] = formato
+    return formatos
+
+
+def _check_gpt2_safetensors(path: Path, size: str = "gpt2") -> None:
+    """Confere tamanho e cabeçalho do arquivo: todos os pesos do tamanho pedido, com os formatos certos."""
     from safetensors import safe_open
 
+    esperados = gpt2_expected_shapes(size)
     with safe_open(str(path), framework="pt") as arquivo:
-        chaves = {k.removeprefix("transformer.") for k in arquivo.keys()}
-    if not {"wte.weight", "h.0.attn.c_attn.weight"} <= chaves:
-        raise ValueError("o arquivo não tem as chaves do GPT-2 (wte.weight, h.0.attn.c_attn.weight)")
+        formatos = {k.removeprefix("transformer."): tuple(arquivo.get_slice(k).get_shape()) for k in arquivo.keys()}
+    faltam = sorted(set(esperados) - set(formatos))
+    errados = [f"{k}: {formatos[k]} em vez de {f}" for k, f in esperados.items() if k in formatos and formatos[k] != f]
+    if faltam or errados:
+        raise ValueError(f"não é o {size} do GPT-2: " + "; ".join(filter(None, [
+            f"faltam {len(faltam)} pesos ({', '.join(faltam[:3])})" if faltam else "",
+            f"formatos diferentes ({'; '.join(errados[:3])})" if errados else ""])))
+    minimo = 4 * sum(math.prod(f) for f in esperados.values())              # float32: 4 bytes por número
+    if path.stat().st_size < minimo:
+        raise ValueError(f"o arquivo tem {path.stat().st_size:,} bytes, menos que os {minimo:,} dos pesos")
 
 
 def download_gpt2_weights(size: str = "gpt2") -> Path:
     """Baixa (uma vez) o `model.safetensors` do GPT-2 do Hugging Face e devolve o caminho no cache.
 
-    Usa o espelho local (LLM_DADOS_ESPELHO, arquivo `gpt2-pesos/<size>/model.safetensors`) se houver. Falhas de
-    rede ou arquivo inválido levantam DownloadError em português, sem deixar nada incompleto no cache.
+    Procura antes no espelho local (LLM_DADOS_ESPELHO), no mesmo caminho da URL:
+    `openai-community/<size>/model.safetensors`. O arquivo só fica no cache depois de conferido (tamanho e todos
+    os pesos do tamanho pedido, com os formatos certos). Falhas de rede ou arquivo inválido levantam DownloadError
+    em português, sem deixar nada incompleto no cache.
     """
     gpt2_config(size)
     _require_safetensors()
     url = GPT2_WEIGHTS_URL.format(size=size)
     return download_file(url, cache_dir() / "gpt2-pesos" / size / "model.safetensors",
-                         mirror_name=f"gpt2-pesos/{size}/model.safetensors", validate=_check_gpt2_safetensors,
-                         timeout=60)
+                         mirror_name=f"openai-community/{size}/model.safetensors",
+                         validate=lambda caminho: _check_gpt2_safetensors(caminho, size), timeout=60)
 
 
 def load_gpt2(size: str = "gpt2", device="cpu") -> "GPTModel":
@@ -366,45 +497,68 @@ def load_gpt2(size: str = "gpt2", device="cpu") -> "GPTModel":
     return model.to(device).eval()
 
 
-# %% 05-pretreino/notebook.ipynb · célula 72
+# %% 05-pretreino/notebook.ipynb · célula 84
 BASE_SOURCES = ("auto", "checkpoint", "gpt2", "pretrain")
 
 
 def load_base_model(mode: str | None = None, device=None, source: str = "auto"):
-    """Modelo base para os capítulos 06–08, em modo de avaliação. Devolve (model, config, fonte).
+    """Modelo base para os capítulos 06–08, com o tokenizador dele, em modo de avaliação.
 
-    source='auto': o checkpoint do capítulo 05 deste modo, se existir e servir; senão, no modo completo, os
-    pesos do GPT-2 124M; senão, um pré-treino rápido (salvo para a próxima vez).
-    source='checkpoint' | 'gpt2' | 'pretrain' força uma das três fontes (e falha com erro claro se ela falhar).
-    `fonte` é 'checkpoint', 'gpt2' ou 'pretrain'.
+    Devolve (model, tokenizer, config, fonte). Um modelo só entende os ids do tokenizador com que foi treinado,
+    então os dois andam juntos: o checkpoint do capítulo 05 traz o tokenizador do curso; o GPT-2, o do GPT-2.
+    source='auto' segue uma regra só: (1) o checkpoint do capítulo 05 deste modo, se existir e servir; (2) no modo
+    completo, os pesos do GPT-2 124M, se der para obtê-los; (3) senão, o modelo do tamanho rápido (o checkpoint
+    dele, se houver; se não, um pré-treino de poucos minutos, salvo para a próxima vez).
+    source='checkpoint' | 'gpt2' | 'pretrain' força uma das fontes (e falha com erro claro se ela falhar).
+    `fonte` é 'checkpoint', 'gpt2' ou 'pretrain'. Cada escolha é anunciada com o motivo.
     """
     if source not in BASE_SOURCES:
         raise ValueError(f"source={source!r} não existe. Opções: {', '.join(BASE_SOURCES)}.")
     mode = mode or get_mode()
     device = device or get_device()
-    caminho = base_checkpoint_path(mode)
+    carregado = None
     if source in ("auto", "checkpoint"):
-        try:
-            model, pacote = load_checkpoint(caminho, device)
-            if pacote["config"].get("vocab_size") != 50257:
-                raise ValueError(f"o checkpoint {caminho.name} não usa o vocabulário do GPT-2 (50257 tokens).")
-            print(f"Modelo base: checkpoint do capítulo 05 ({caminho.name}).")
-            return model.eval(), pacote["config"], "checkpoint"
-        except (FileNotFoundError, ValueError) as erro:
-            if source == "checkpoint":
-                raise
-            if caminho.exists():
-                print(f"O checkpoint {caminho.name} não serve ({erro}); vou usar outra fonte.")
-    if source == "gpt2" or (source == "auto" and mode == "completo"):
-        try:
-            model = load_gpt2("gpt2", device)
-            print("Modelo base: pesos originais do GPT-2 124M (OpenAI).")
-            return model, gpt2_config("gpt2"), "gpt2"
-        except (DownloadError, ImportError) as erro:
-            if source == "gpt2":
-                raise
-            print(f"Sem os pesos do GPT-2 ({erro}); vou pré-treinar um modelo.")
-    print(f"Modelo base: pré-treinando um modelo no modo {mode} agora "
-          f"(até {PRETRAIN_SETTINGS[mode]['max_seconds']} s de treino)...")
-    model, _ = pretrain_base_model(mode, device)
-    return model.eval(), dict(PRETRAIN_SETTINGS[mode]["model"]), "pretrain"
+        carregado = _try_checkpoint(base_checkpoint_path(mode), device, strict=source == "checkpoint")
+    if carregado is None and (source == "gpt2" or (source == "auto" and mode == "completo")):
+        carregado = _try_gpt2(device, strict=source == "gpt2")
+    if carregado is None and source == "auto" and mode != "rapido":
+        carregado = _try_checkpoint(base_checkpoint_path("rapido"), device, strict=False)
+    if carregado is not None:
+        return carregado
+    print("Modelo base: pré-treinando agora o modelo do tamanho rápido (poucos minutos; fica salvo para a "
+          "próxima vez)...")
+    model, _ = pretrain_base_model("rapido", device)
+    return model.eval(), course_tokenizer(), dict(PRETRAIN_SETTINGS["rapido"]["model"]), "pretrain"
+
+
+def _try_checkpoint(caminho: Path, device, strict: bool):
+    """(model, tokenizer, config, 'checkpoint') de um checkpoint do capítulo 05, ou None (com o motivo)."""
+    try:
+        model, pacote = load_checkpoint(caminho, device)
+        if "tokenizer" not in pacote:
+            raise ValueError(f"o checkpoint {caminho.name} não guarda o tokenizador (é de uma versão antiga do "
+                             f"curso); rode o capítulo 05 de novo.")
+        tokenizer = tokenizer_from_state(pacote["tokenizer"])
+        if tokenizer.n_vocab > pacote["config"]["vocab_size"]:
+            raise ValueError(f"o tokenizador de {caminho.name} tem mais tokens que o modelo.")
+    except (FileNotFoundError, ValueError) as erro:
+        if strict:
+            raise
+        motivo = f"não serve ({erro})" if caminho.exists() else "ainda não existe"
+        print(f"Checkpoint {caminho.name}: {motivo}.")
+        return None
+    print(f"Modelo base: checkpoint do capítulo 05 ({caminho.name}), com o tokenizador {tokenizer.name}.")
+    return model.eval(), tokenizer, pacote["config"], "checkpoint"
+
+
+def _try_gpt2(device, strict: bool):
+    """(model, tokenizer, config, 'gpt2') com os pesos do GPT-2 124M, ou None (com o motivo) se não der."""
+    try:
+        model = load_gpt2("gpt2", device)
+    except (DownloadError, ImportError, ValueError) as erro:
+        if strict:
+            raise
+        print(f"Sem os pesos do GPT-2 ({erro}); sigo para a próxima fonte.")
+        return None
+    print("Modelo base: pesos originais do GPT-2 124M (OpenAI), com o tokenizador do GPT-2.")
+    return model, tiktoken.get_encoding("gpt2"), gpt2_config("gpt2"), "gpt2"

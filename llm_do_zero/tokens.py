@@ -16,6 +16,9 @@ import tiktoken
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from llm_do_zero.oficina import cache_dir
+from llm_do_zero.estatistica import load_text, MACHADO_BOOKS
+
 
 # %% 02-tokens/notebook.ipynb · célula 25
 # O padrão do GPT-2 como o tiktoken o escreve (sintaxe do módulo `regex`, que não vem com o Python).
@@ -118,7 +121,8 @@ class BPETokenizer:
 
     - `BPETokenizer().train(texto, vocab_size)` aprende as fusões (merges) num texto;
     - `BPETokenizer.from_gpt2(vocab_bpe, encoder_json)` carrega as fusões do GPT-2 (ids idênticos aos do tiktoken);
-    - `encode(texto, allowed_special=...)` / `decode(ids)`: ida e volta exata para qualquer texto Unicode.
+    - `encode(texto, allowed_special=...)` / `decode(ids)`: ida e volta exata para qualquer texto Unicode;
+    - `save`/`load` guardam as fusões em JSON; `to_tiktoken()` roda as mesmas fusões no motor rápido do tiktoken.
 
     `vocab` guarda id -> bytes; `merges` guarda (id, id) -> id do token novo, na ordem em que foram aprendidas.
     """
@@ -304,8 +308,93 @@ class BPETokenizer:
         tokenizer._prepare()
         return tokenizer
 
+    # ---------------------------------------------------------------- guardar, ler e o motor rápido
+    def to_dict(self) -> dict:
+        """O tokenizador como dicionário simples (só listas, inteiros e textos): as fusões em ordem e os especiais."""
+        return {"formato": "BPETokenizer", "versao": 1,
+                "merges": [[left, right, new] for (left, right), new in self.merges.items()],
+                "special_tokens": dict(self.special_tokens)}
 
-# %% 02-tokens/notebook.ipynb · célula 63
+    @classmethod
+    def from_dict(cls, data: dict) -> "BPETokenizer":
+        """Refaz o tokenizador a partir de `to_dict()`; os bytes de cada token são recompostos pelas fusões."""
+        if not isinstance(data, dict) or data.get("formato") != "BPETokenizer":
+            raise ValueError("Isto não é um tokenizador salvo por BPETokenizer.to_dict().")
+        tokenizer = cls()
+        try:
+            for left, right, new in data["merges"]:
+                tokenizer.merges[(left, right)] = new
+                tokenizer.vocab[new] = tokenizer.vocab[left] + tokenizer.vocab[right]
+            tokenizer.special_tokens = {tok: int(i) for tok, i in data["special_tokens"].items()}
+        except (KeyError, TypeError, ValueError) as erro:
+            raise ValueError(f"Tokenizador salvo incompleto ou corrompido ({erro!r}).") from erro
+        for tok, i in tokenizer.special_tokens.items():
+            tokenizer.vocab[i] = tok.encode("utf-8")
+        tokenizer._prepare()
+        return tokenizer
+
+    def save(self, path) -> Path:
+        """Grava `to_dict()` em JSON, de forma atômica (um arquivo pela metade nunca fica no lugar do bom)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporario = path.with_name(path.name + ".part")
+        temporario.write_text(json.dumps(self.to_dict(), separators=(",", ":")), encoding="utf-8")
+        temporario.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "BPETokenizer":
+        """Lê um tokenizador gravado por `save`; arquivo ilegível -> ValueError que diz o caminho."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as erro:
+            raise ValueError(f"Não consegui ler o tokenizador {path} ({type(erro).__name__}).") from erro
+        return cls.from_dict(data)
+
+    def to_tiktoken(self, name: str = "bpe-do-curso") -> tiktoken.Encoding:
+        """As mesmas fusões rodando no motor do `tiktoken` (Rust): ids idênticos aos do nosso `encode`.
+
+        O tiktoken não guarda pares: guarda o posto (rank) de cada sequência de bytes e, dentro de um pedaço, junta
+        sempre o par vizinho cujo resultado tem o menor posto. Cada token nosso nasce de uma fusão, na ordem dos
+        ids, então o posto de um token é o próprio id — e as duas regras fazem as mesmas fusões.
+        """
+        especiais = set(self.special_tokens.values())
+        ranks = {token: i for i, token in self.vocab.items() if i not in especiais}
+        return tiktoken.Encoding(name, pat_str=GPT2_SPLIT_PATTERN, mergeable_ranks=ranks,
+                                 special_tokens=dict(self.special_tokens))
+
+
+# %% 02-tokens/notebook.ipynb · célula 59
+COURSE_VOCAB_SIZE = 8192
+HELD_OUT_BOOKS = ("memorial-de-aires", "reliquias")
+
+
+def course_bpe(vocab_size: int = COURSE_VOCAB_SIZE) -> BPETokenizer:
+    """O BPE do curso: treinado nos livros de Machado fora HELD_OUT_BOOKS, lido do cache a partir da 2ª vez.
+
+    O treino é determinístico, então treinar de novo dá as mesmas fusões; um arquivo de cache ilegível é
+    refeito (com um aviso) em vez de travar o capítulo.
+    """
+    caminho = cache_dir() / "tokenizadores" / f"machado-{vocab_size}.json"
+    if caminho.is_file():
+        try:
+            return BPETokenizer.load(caminho)
+        except ValueError as erro:
+            print(f"{erro} Vou treinar o tokenizador de novo.")
+    livros = [livro for livro in MACHADO_BOOKS if livro not in HELD_OUT_BOOKS]
+    texto = "<|endoftext|>".join(load_text(livro) for livro in livros)
+    bpe = BPETokenizer().train(texto, vocab_size=vocab_size)
+    bpe.save(caminho)
+    return bpe
+
+
+@lru_cache(maxsize=None)
+def course_tokenizer(vocab_size: int = COURSE_VOCAB_SIZE) -> tiktoken.Encoding:
+    """O tokenizador do curso no motor do tiktoken (`encode`, `decode`, `n_vocab`, `eot_token`)."""
+    return course_bpe(vocab_size).to_tiktoken(f"machado-{vocab_size}")
+
+
+# %% 02-tokens/notebook.ipynb · célula 69
 class GPTDataset(Dataset):
     """Janelas deslizantes sobre um texto tokenizado: cada exemplo é (entrada, alvo = entrada deslocada de 1)."""
 
@@ -339,7 +428,7 @@ def create_dataloader(txt: str, batch_size: int = 4, max_length: int = 256, stri
                       num_workers=num_workers)
 
 
-# %% 02-tokens/notebook.ipynb · célula 71
+# %% 02-tokens/notebook.ipynb · célula 77
 def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Completa sequências de ids com `pad_id`, à direita, até o tamanho da maior.
 
@@ -356,7 +445,7 @@ def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, to
     return ids, mask
 
 
-# %% 02-tokens/notebook.ipynb · célula 80
+# %% 02-tokens/notebook.ipynb · célula 86
 def cooccurrence_counts(ids: torch.Tensor, vocab_size: int, window: int) -> torch.Tensor:
     """Matriz (vocab_size, vocab_size): quantas vezes j aparece a até `window` posições de i, nos dois sentidos.
 
@@ -380,7 +469,7 @@ def ppmi(counts: torch.Tensor) -> torch.Tensor:
     return torch.where(counts > 0, pmi, torch.zeros_like(pmi)).clamp(min=0)
 
 
-# %% 02-tokens/notebook.ipynb · célula 91
+# %% 02-tokens/notebook.ipynb · célula 97
 def sinusoidal_position_encoding(context_length: int, emb_dim: int, base: float = 10000.0) -> torch.Tensor:
     """Tabela fixa (context_length, emb_dim) de posições senoidais, a do Transformer original.
 

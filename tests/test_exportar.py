@@ -36,7 +36,9 @@ def test_um_modulo_por_capitulo_e_tamanhos():
     assert {p.name for p in pacote.glob("*.py")} == esperados
     gerados = list(pacote.glob("*.py")) + list(RAIZ.glob("*/capitulos_anteriores.py"))
     linhas = {p.relative_to(RAIZ).as_posix(): len(p.read_text(encoding="utf-8").splitlines()) for p in gerados}
-    assert sum(linhas.values()) < 3000, linhas
+    # A meta da issue do pacote era < 3.000 linhas (contra 9.069 duplicadas antes); as issues seguintes somaram o
+    # tokenizador do curso, as réguas e as medidas de ruído, sem repetir nada. O teto acompanha, com folga pequena.
+    assert sum(linhas.values()) < 3600, linhas
     assert max(linhas.values()) <= 600, linhas
     for cap in exportar.CAPITULOS[1:]:
         assert linhas[f"{cap}/capitulos_anteriores.py"] < 100

@@ -1,5 +1,7 @@
-"""Testes do código exportado pelo capítulo 08: KV cache, perda DPO, BM25, o chat `conversar` e a caixa de chat."""
+"""Testes do código exportado pelo capítulo 08: KV cache, perda DPO, McNemar, BM25, kappa de Cohen, o juiz de
+um token, o chat `conversar` e a caixa de chat."""
 import math
+import random
 
 import pytest
 import tiktoken
@@ -9,8 +11,8 @@ from llm_do_zero.gpt import GPTModel
 from llm_do_zero.pretreino import generate
 from llm_do_zero.instrucoes import format_input, INSTRUCTION_SETTINGS, PREAMBULO, RESPONSE_HEADER
 from llm_do_zero.extras import (
-    BM25, build_chat_prompt, chat_loop, chat_widget, ChatSession, compute_dpo_loss, conversar,
-    generate_with_kv_cache, GPTModelKV, sequence_logprob, words_for_search,
+    BM25, build_chat_prompt, chat_loop, chat_widget, ChatSession, cohen_kappa, compute_dpo_loss, conversar,
+    generate_with_kv_cache, GPTModelKV, mcnemar_test, sequence_logprob, verdict_logprobs, words_for_search,
 )
 
 CFG = {"vocab_size": 97, "context_length": 16, "emb_dim": 32, "n_heads": 4, "n_layers": 2,
@@ -98,6 +100,109 @@ def test_sequence_logprob_sums_only_masked_targets():
         assert sequence_logprob(model, ids, mask).item() == pytest.approx(expected.item(), abs=1e-5)
 
 
+# ---------------------------------------------------------------- McNemar
+
+def test_mcnemar_hand_computed():
+    # 6 itens só A acerta, 1 só B acerta, 10 os dois: p = 2 * (C(7,0) + C(7,1)) / 2^7 = 2 * 8 / 128 = 0,125
+    a = [True] * 6 + [False] + [True] * 10
+    b = [False] * 6 + [True] + [True] * 10
+    assert mcnemar_test(a, b) == (6, 1, pytest.approx(0.125))
+    assert mcnemar_test(b, a) == (1, 6, pytest.approx(0.125))        # simétrico
+    assert mcnemar_test([True] * 12, [False] * 12)[2] == pytest.approx(2 / 2 ** 12)
+
+
+def test_mcnemar_matches_the_two_tails_of_the_fair_binomial():
+    rng = random.Random(0)
+    for _ in range(50):
+        n_a, n_b, n_same = rng.randint(0, 15), rng.randint(0, 15), rng.randint(0, 20)
+        a = [True] * n_a + [False] * n_b + [rng.random() < 0.5 for _ in range(n_same)]
+        b = [False] * n_a + [True] * n_b + a[n_a + n_b:]
+        _, _, p = mcnemar_test(a, b)
+        n = n_a + n_b
+        pmf = [math.comb(n, i) / 2 ** n for i in range(n + 1)]
+        # bilateral pelo critério da verossimilhança mínima: soma das divisões tão improváveis quanto a observada
+        esperado = sum(q for q in pmf if q <= pmf[n_a] + 1e-15) if n else 1.0
+        assert p == pytest.approx(min(1.0, esperado))
+
+
+def test_mcnemar_without_disagreements_and_bad_input():
+    assert mcnemar_test([True, False, True], [True, False, True]) == (0, 0, 1.0)
+    assert mcnemar_test([1, 0, 1, 0], [0, 1, 1, 0])[2] == 1.0               # b = c = 1: nenhuma evidência
+    with pytest.raises(ValueError, match="mesmos itens"):
+        mcnemar_test([True, False], [True])
+
+
+# ---------------------------------------------------------------- kappa de Cohen
+
+def test_cohen_kappa_hand_computed():
+    # tabela 2x2 clássica: sim/sim 20, sim/não 5, não/sim 10, não/não 15 (n = 50)
+    # p_o = 35/50 = 0,7; p_e = 0,5 * 0,6 + 0,5 * 0,4 = 0,5; kappa = (0,7 - 0,5) / (1 - 0,5) = 0,4
+    juiz = [True] * 20 + [True] * 5 + [False] * 10 + [False] * 15
+    gabarito = [True] * 20 + [False] * 5 + [True] * 10 + [False] * 15
+    assert cohen_kappa(juiz, gabarito) == pytest.approx(0.4)
+    assert cohen_kappa(gabarito, juiz) == pytest.approx(0.4)                 # simétrico
+
+
+def test_cohen_kappa_extremes_and_constant_raters():
+    gabarito = [True, False, True, True, False, False, True, False]
+    assert cohen_kappa(gabarito, gabarito) == pytest.approx(1.0)
+    assert cohen_kappa([not g for g in gabarito], gabarito) == pytest.approx(-1.0)
+    assert cohen_kappa([True] * 8, gabarito) == pytest.approx(0.0)           # sempre "sim": só o acaso
+    assert cohen_kappa([False] * 8, gabarito) == pytest.approx(0.0)          # sempre "não"
+    # três rótulos: p_o = 4/6; p_e = (2*2 + 2*2 + 2*2) / 36 = 1/3; kappa = (2/3 - 1/3) / (2/3) = 0,5
+    assert cohen_kappa(list("aabbcc"), list("abbacc")) == pytest.approx(0.5)
+
+
+def test_cohen_kappa_rejects_bad_input():
+    with pytest.raises(ValueError, match="mesmos itens"):
+        cohen_kappa([True], [True, False])
+    with pytest.raises(ValueError, match="pelo menos um item"):
+        cohen_kappa([], [])
+    with pytest.raises(ValueError, match="indefinido"):
+        cohen_kappa([True, True], [True, True])
+
+
+# ---------------------------------------------------------------- o juiz de um token
+
+def _byte_tokenizer() -> tiktoken.Encoding:
+    """Tokenizador mínimo (um token por byte, fim de texto = 256): ids pequenos, eot diferente do do GPT-2."""
+    return tiktoken.Encoding("bytes-teste", pat_str=r"[\s\S]", mergeable_ranks={bytes([i]): i for i in range(256)},
+                             special_tokens={"<|endoftext|>": 256})
+
+
+def _byte_gpt(context: int = 64, seed: int = 0) -> GPTModel:
+    torch.manual_seed(seed)
+    return GPTModel({"vocab_size": 257, "context_length": context, "emb_dim": 16, "n_heads": 2, "n_layers": 1,
+                     "drop_rate": 0.0, "qkv_bias": False}).eval()
+
+
+def test_single_token_verdicts_read_the_next_token_distribution():
+    tok, model = _byte_tokenizer(), _byte_gpt()
+    entry = {"instrucao": "Ok?", "entrada": ""}
+    prompt = tok.encode(format_input(entry, preambulo=False) + RESPONSE_HEADER)
+    with torch.no_grad():
+        log_p = torch.log_softmax(model(torch.tensor([prompt]))[0, -1], dim=-1)
+    sim, nao = verdict_logprobs(model, tok, entry, ("S", "N"), preambulo=False)
+    assert sim == pytest.approx(log_p[ord("S")].item(), abs=1e-5)
+    assert nao == pytest.approx(log_p[ord("N")].item(), abs=1e-5)
+
+
+def test_longer_verdicts_are_scored_per_token():
+    tok, model = _byte_tokenizer(), _byte_gpt()
+    entry = {"instrucao": "Ok?", "entrada": ""}
+    prompt = tok.encode(format_input(entry, preambulo=False) + RESPONSE_HEADER)
+    ids = prompt + list(b"SIM")
+    with torch.no_grad():
+        log_p = torch.log_softmax(model(torch.tensor([ids[:-1]]))[0], dim=-1)
+    esperado = sum(log_p[len(prompt) - 1 + i, ids[len(prompt) + i]].item() for i in range(3)) / 3
+    assert verdict_logprobs(model, tok, entry, ("SIM",), preambulo=False)[0] == pytest.approx(esperado, abs=1e-5)
+    # janela curta: só as últimas posições entram, e a conta continua valendo
+    curto = _byte_gpt(context=8)
+    assert len(verdict_logprobs(curto, tok, entry, ("S", "NAO"), preambulo=False)) == 2
+    with pytest.raises(ValueError, match="veredito"):
+        verdict_logprobs(model, tok, entry, ("",), preambulo=False)
+
+
 # ---------------------------------------------------------------- BM25
 
 def test_words_for_search_lowercases_and_strips_accents():
@@ -173,6 +278,20 @@ def test_conversar_keeps_the_model_input_inside_the_context(tokenizer):
     assert tokenizer.decode(inputs[0]).startswith(PREAMBULO)   # o cabeçalho nunca sai
     with pytest.raises(ValueError):
         conversar(model, [], "Oi?", tokenizer, max_new_tokens=context)
+
+
+def test_conversar_stops_at_the_end_of_text_of_the_models_tokenizer():
+    tok, model = _byte_tokenizer(), _byte_gpt(context=128)
+    model.out_head.register_forward_hook(lambda module, args, out: out + 100.0 * (torch.arange(257) == 256))
+    chamadas = _recording(model)
+    resposta = conversar(model, [], "Oi?", tok, max_new_tokens=20, header="", verbose=False)
+    assert resposta == "" and len(chamadas) == 1          # o primeiro token já é o fim de texto: para ali
+
+
+def test_typed_special_token_is_plain_text_in_the_chat_prompt():
+    tok = _byte_tokenizer()
+    ids, _ = build_chat_prompt([], "<|endoftext|>?", tok, 1000, header="")
+    assert tok.eot_token not in ids and tok.decode(ids).endswith("<|endoftext|>?\n\n### Resposta:")
 
 
 # ---------------------------------------------------------------- a caixa de chat (ChatSession)

@@ -4,7 +4,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
+from llm_do_zero import oficina
 from llm_do_zero.oficina import (
     DATA_FILES, download_file, DownloadError, get_data_file, get_mode, save_results, set_seed,
 )
@@ -38,14 +40,38 @@ def test_modo_lido_da_variavel(monkeypatch, valor, esperado):
     assert get_mode() == esperado
 
 
+def _gpu_de(monkeypatch, gigabytes: float) -> None:
+    """Simula uma GPU CUDA com tanta memória."""
+    import types
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda _i=0: types.SimpleNamespace(total_memory=int(gigabytes * 2**30)))
+
+
 def test_modo_padrao_depende_da_gpu(monkeypatch):
     import torch
 
     monkeypatch.delenv("LLM_MODO", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert get_mode() == "rapido"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    _gpu_de(monkeypatch, 14.7)                                  # uma T4 do Colab
     assert get_mode() == "completo"
+
+
+@pytest.mark.parametrize("variavel", [None, "completo"])
+def test_gpu_pequena_recusa_o_completo_com_aviso_uma_vez(monkeypatch, capsys, variavel):
+    if variavel is None:
+        monkeypatch.delenv("LLM_MODO", raising=False)
+    else:
+        monkeypatch.setenv("LLM_MODO", variavel)
+    monkeypatch.setattr(oficina, "_avisos_dados", set())
+    _gpu_de(monkeypatch, 7.8)
+    assert get_mode() == "rapido" and get_mode() == "rapido"
+    saida = capsys.readouterr().out
+    assert saida.count("modo completo precisa de pelo menos") == 1 and "7.8 GB" in saida
 
 
 def test_modo_invalido_explica_as_opcoes(monkeypatch):
@@ -348,3 +374,34 @@ def test_eval_desliga_o_dropout_e_no_grad_nao_guarda_o_grafo():
     rede.train()
     with torch.no_grad():
         assert (rede(x) == 0).any()  # no_grad não desliga o dropout
+
+
+@pytest.mark.parametrize("capacidade, esperado", [((7, 5), (torch.float16, True)),      # T4
+                                                  ((8, 0), (torch.bfloat16, False)),    # A100
+                                                  ((9, 0), (torch.bfloat16, False))])   # H100
+def test_precisao_mista_por_gpu(monkeypatch, capacidade, esperado):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda _d=None: capacidade)
+    assert oficina.amp_settings("cuda") == esperado
+
+
+def test_sem_precisao_mista_fora_da_cuda():
+    assert oficina.amp_settings("cpu") == (None, False) and oficina.amp_settings("mps") == (None, False)
+    assert oficina.gpu_peak_memory("cpu") == ""
+
+
+@pytest.mark.parametrize("dispositivo, esperado", [("cuda", ["cuda"]), ("mps", ["mps"]), ("cpu", [])])
+def test_synchronize_espera_a_gpu_certa(monkeypatch, dispositivo, esperado):
+    chamadas = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda _d=None: chamadas.append("cuda"))
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: chamadas.append("mps"))
+    oficina.synchronize(dispositivo)
+    assert chamadas == esperado
+
+
+@pytest.mark.parametrize("dispositivo, esvazia", [("cuda", True), ("cpu", False), ("mps", False)])
+def test_free_gpu_memory_recolhe_e_esvazia_o_cache_da_cuda(monkeypatch, dispositivo, esvazia):
+    chamadas = []
+    monkeypatch.setattr(oficina.gc, "collect", lambda: chamadas.append("gc") or 0)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: chamadas.append("cache"))
+    oficina.free_gpu_memory(dispositivo)
+    assert chamadas == (["gc", "cache"] if esvazia else ["gc"])

@@ -149,3 +149,45 @@ def test_barras_de_progresso_so_pela_progress_bar():
         if tqdm.search(texto) and "def progress_bar(" not in texto:
             achados.append(arquivo.relative_to(RAIZ).as_posix())
     assert not achados, f"tqdm importada fora da progress_bar: {achados}"
+
+
+# Onde o GPT-2 é mesmo o assunto: o capítulo 02 (o tokenizador dele), o 03/04 (o GPT-2 montado e comparado) e, no
+# 05, a seção dos pesos originais (que só fazem sentido com o tokenizador deles). Do 05 em diante, todo modelo
+# nosso usa o tokenizador que veio com ele.
+GPT2_PERMITIDO = {"02-tokens", "03-atencao", "04-gpt", "llm_do_zero/tokens.py", "llm_do_zero/gpt.py"}
+GPT2_FIXO = re.compile(r"\b50256\b|get_encoding\(\s*[\"']gpt2[\"']\s*\)")
+# no 05, os dois lugares que querem dizer "o GPT-2 original": a seção dos pesos e a fonte 'gpt2' do modelo base
+GPT2_NO_05 = ('tokenizer_gpt2 = tiktoken.get_encoding("gpt2")',
+              'model, tiktoken.get_encoding("gpt2"), gpt2_config("gpt2"), "gpt2"')
+
+
+def _trechos_gpt2(texto: str) -> list[str]:
+    return [texto[max(0, m.start() - 60):m.end() + 20].replace("\n", " ") for m in GPT2_FIXO.finditer(texto)]
+
+
+def test_sem_ids_do_gpt2_fixos_onde_o_tokenizador_e_o_do_modelo():
+    achados = []
+    for capitulo in NOTEBOOKS:
+        if capitulo in GPT2_PERMITIDO:
+            continue
+        for n, celula in enumerate(_notebook(capitulo)["cells"], start=1):
+            if celula["cell_type"] != "code":
+                continue
+            fonte = _fonte(celula)
+            for permitido in GPT2_NO_05 if capitulo == "05-pretreino" else ():
+                fonte = fonte.replace(permitido, "")
+            achados += [f"{capitulo} célula {n}: …{t}…" for t in _trechos_gpt2(fonte)]
+    for arquivo in sorted((RAIZ / "llm_do_zero").glob("*.py")) + sorted(RAIZ.glob("0[5-8]-*/*.py")):
+        nome = arquivo.relative_to(RAIZ).as_posix()
+        if nome in GPT2_PERMITIDO:
+            continue
+        texto = arquivo.read_text(encoding="utf-8")
+        for permitido in GPT2_NO_05 if nome == "llm_do_zero/pretreino.py" else ():
+            texto = texto.replace(permitido, "")
+        achados += [f"{nome}: …{t}…" for t in _trechos_gpt2(texto)]
+    assert not achados, "ids ou tokenizador do GPT-2 fixos onde vale o tokenizador do modelo:\n" + "\n".join(achados)
+
+
+def test_a_busca_por_ids_fixos_do_gpt2_acha_o_que_deve():
+    assert _trechos_gpt2("pad_token_id: int = 50256") and _trechos_gpt2("tiktoken.get_encoding('gpt2')")
+    assert not _trechos_gpt2("tokenizer.eot_token") and not _trechos_gpt2("502567")

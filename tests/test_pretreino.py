@@ -5,6 +5,7 @@ Hugging Face e um pré-treino de 2 segundos. Arquivos vão para pastas temporár
 """
 import math
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,10 +13,13 @@ import torch
 from llm_do_zero import estatistica, pretreino
 from llm_do_zero.oficina import DownloadError
 from llm_do_zero.estatistica import load_text
-from llm_do_zero.gpt import generate_text_simple, GPTModel
+from llm_do_zero.gpt import generate_text_simple, GPTModel, load_weights_into_gpt
+from llm_do_zero.tokens import course_tokenizer, HELD_OUT_BOOKS
 from llm_do_zero.pretreino import (
-    base_checkpoint_path, calc_loss_batch, calc_loss_loader, download_gpt2_weights, generate, gpt2_config,
-    load_base_model, load_checkpoint, load_gpt2, load_pretraining_texts, save_checkpoint,
+    base_checkpoint_path, best_bigram_k, bigram_loss, bits_per_char, calc_loss_batch, calc_loss_loader,
+    download_gpt2_weights, generate, gpt2_config, load_base_model, load_checkpoint, load_gpt2, load_pretraining_texts,
+    save_checkpoint, tokenizer_from_state, tokenizer_state, train_model_simple, TRAIN_BOOKS, unigram_loss,
+    warmup_cosine_lr,
 )
 
 MINI = {"vocab_size": 50, "context_length": 8, "emb_dim": 16, "n_heads": 2, "n_layers": 1,
@@ -73,17 +77,84 @@ def test_calc_loss_loader_respeita_num_batches_e_lida_com_carregador_vazio(mini)
         assert math.isnan(calc_loss_loader([], mini, "cpu"))
 
 
-def test_textos_do_modo_rapido_sao_um_corte_contiguo_90_10():
+def test_validacao_sao_livros_inteiros_que_o_treino_nunca_ve():
+    assert not set(TRAIN_BOOKS) & set(HELD_OUT_BOOKS)
+    assert set(TRAIN_BOOKS) | set(HELD_OUT_BOOKS) == set(estatistica.MACHADO_BOOKS)
+    for modo, cfg in pretreino.PRETRAIN_SETTINGS.items():
+        assert cfg["val_books"] and set(cfg["val_books"]) <= set(HELD_OUT_BOOKS), modo
+        assert cfg["model"]["vocab_size"] == course_tokenizer().n_vocab, modo
     treino, val = load_pretraining_texts("rapido")
-    completo = load_text("domCasmurro")
-    assert treino + val == completo
-    assert len(treino) == int(len(completo) * 0.9)
+    assert val == load_text("memorial-de-aires")
+    assert treino.count("<|endoftext|>") == len(TRAIN_BOOKS) - 1
+    assert load_text("domCasmurro") in treino and val[1000:2000] not in treino
 
 
-def test_modo_completo_deixa_livros_inteiros_fora_do_treino():
-    cfg = pretreino.PRETRAIN_SETTINGS["completo"]
-    assert cfg["val_books"] and not set(cfg["val_books"]) & set(cfg["train_books"])
-    assert set(cfg["val_books"]) | set(cfg["train_books"]) == set(estatistica.MACHADO_BOOKS)
+def test_livros_unidos_pelo_fim_de_texto_viram_um_token_especial_so():
+    """O texto de vários livros traz <|endoftext|> entre eles: o encode simples recusa (o que derrubava o 08 no
+    modo completo); os carregadores o transformam no id especial, uma vez por emenda."""
+    tokenizer = course_tokenizer()
+    _, val = load_pretraining_texts("completo")                 # os dois livros guardados
+    assert val.count("<|endoftext|>") == len(HELD_OUT_BOOKS) - 1 == 1
+    with pytest.raises(ValueError):
+        tokenizer.encode(val)
+    ids = tokenizer.encode(val, allowed_special={"<|endoftext|>"})
+    assert ids.count(tokenizer.eot_token) == 1
+    loader = pretreino.create_dataloader(val, 8, 128, 128, shuffle=False, drop_last=False, tokenizer=tokenizer)
+    janelas = torch.cat([x.flatten() for x, _ in loader])
+    assert (janelas == tokenizer.eot_token).sum() == 1 and janelas.tolist() == ids[:len(janelas)]
+
+
+def test_unigramas_e_bigramas_iguais_a_contagem_em_laco():
+    sorteio = torch.Generator().manual_seed(0)
+    treino = torch.randint(0, 12, (400,), generator=sorteio).tolist()
+    val = torch.randint(0, 12, (80,), generator=sorteio).tolist()
+    V, k, alpha = 12, 0.3, 0.1
+    pares, linhas = {}, [0] * V
+    for a, b in zip(treino, treino[1:]):
+        pares[(a, b)] = pares.get((a, b), 0) + 1
+        linhas[a] += 1
+    esperado = -sum(math.log((pares.get((a, b), 0) + k) / (linhas[a] + k * V)) for a, b in zip(val, val[1:]))
+    assert bigram_loss(treino, val, V, k) == pytest.approx(esperado / (len(val) - 1))
+    uni = -sum(math.log((treino.count(t) + alpha) / (len(treino) + alpha * V)) for t in val) / len(val)
+    assert unigram_loss(treino, val, V, alpha) == pytest.approx(uni)
+
+
+def test_k_dos_bigramas_e_escolhido_sem_a_validacao():
+    treino = (list(range(10)) * 60)[:500]                   # texto muito previsível: pouca suavização é melhor
+    candidatos = (0.001, 0.1, 10.0)
+    escolhido = best_bigram_k(treino, 10, candidatos)
+    corte = int(len(treino) * 0.9)
+    assert escolhido == min(candidatos, key=lambda k: bigram_loss(treino[:corte], treino[corte:], 10, k)) == 0.001
+
+
+def test_bits_por_caractere():
+    assert bits_per_char(math.log(2), 10, 10) == pytest.approx(1.0)
+    assert bits_per_char(math.log(4), 5, 20) == pytest.approx(0.5)      # 2 bits por token, 4 caracteres por token
+
+
+def test_aquecimento_e_cosseno():
+    taxas = [warmup_cosine_lr(p, 100, 1e-3, 1e-4, 10) for p in range(120)]
+    assert taxas[9] == pytest.approx(1e-3) and taxas[0] == pytest.approx(1e-4)
+    assert all(a < b for a, b in zip(taxas[:10], taxas[1:10]))             # sobe no aquecimento
+    assert all(a >= b for a, b in zip(taxas[9:100], taxas[10:100]))        # desce depois
+    assert taxas[100] == pytest.approx(1e-4) and taxas[119] == pytest.approx(1e-4)
+    assert taxas[55] == pytest.approx((1e-3 + 1e-4) / 2)                   # meio do cosseno
+
+
+def test_laco_aplica_a_taxa_do_passo_e_corta_o_gradiente():
+    torch.manual_seed(0)
+    mini = GPTModel({**MINI, "vocab_size": 8192})              # o vocabulário do tokenizador da amostra
+    lotes = [(torch.randint(0, 8192, (2, 8)), torch.randint(0, 8192, (2, 8))) for _ in range(4)]
+    antes = torch.cat([p.detach().flatten().clone() for p in mini.parameters()])
+    otimizador = torch.optim.SGD(mini.parameters(), lr=1.0)
+    tokenizador = course_tokenizer()
+    train_model_simple(mini, lotes[:1], lotes[:1], otimizador, "cpu", num_epochs=1, eval_freq=10, eval_iter=1,
+                       start_context="a", tokenizer=tokenizador, max_steps=1, lr_schedule=lambda p: 0.5,
+                       grad_clip=1e-3)
+    depois = torch.cat([p.detach().flatten() for p in mini.parameters()])
+    assert otimizador.param_groups[0]["lr"] == 0.5
+    assert torch.linalg.vector_norm(depois - antes) <= 0.5 * 1e-3 * (1 + 1e-4)   # passo = lr x gradiente cortado
+    assert torch.linalg.vector_norm(depois - antes) > 0
 
 
 # ---------------------------------------------------------------- generate
@@ -250,7 +321,7 @@ def escrever_gpt2_minusculo(destino, monkeypatch):
 
 def test_gpt2_minusculo_do_espelho_carrega_e_bate_com_o_hugging_face(pastas, monkeypatch):
     espelho = pastas / "espelho"
-    referencia = escrever_gpt2_minusculo(espelho / "gpt2-pesos" / "gpt2" / "model.safetensors", monkeypatch)
+    referencia = escrever_gpt2_minusculo(espelho / "openai-community" / "gpt2" / "model.safetensors", monkeypatch)
     monkeypatch.setenv("LLM_DADOS_ESPELHO", str(espelho))
     nosso = load_gpt2("gpt2")
     assert not nosso.training
@@ -268,7 +339,7 @@ def test_gpt2_minusculo_do_espelho_carrega_e_bate_com_o_hugging_face(pastas, mon
 
 
 def test_arquivo_que_nao_e_gpt2_no_espelho_e_recusado_sem_sujar_o_cache(pastas, monkeypatch):
-    falso = pastas / "espelho" / "gpt2-pesos" / "gpt2" / "model.safetensors"
+    falso = pastas / "espelho" / "openai-community" / "gpt2" / "model.safetensors"
     falso.parent.mkdir(parents=True)
     falso.write_bytes(b"<html>pagina de erro</html>")
     monkeypatch.setenv("LLM_DADOS_ESPELHO", str(pastas / "espelho"))
@@ -302,32 +373,115 @@ def test_fonte_invalida_e_checkpoint_ausente(pastas):
         load_base_model("rapido", "cpu", source="checkpoint")
 
 
-def test_modelo_base_vem_do_checkpoint_do_capitulo(pastas):
-    config = {**MINI, "vocab_size": 50257}
+def test_tokenizador_viaja_no_checkpoint_com_weights_only(tmp_path):
+    for original in (course_tokenizer(), __import__("tiktoken").get_encoding("gpt2")):
+        caminho = tmp_path / f"{original.name}.pt"
+        torch.save({"tokenizer": tokenizer_state(original)}, caminho)
+        refeito = tokenizer_from_state(torch.load(caminho, weights_only=True)["tokenizer"])
+        texto = "Capitu olhou para mim, e eu, ah! 🦜 <|endoftext|> fim"
+        assert refeito.n_vocab == original.n_vocab and refeito.eot_token == original.eot_token
+        assert (refeito.encode(texto, allowed_special="all") == original.encode(texto, allowed_special="all"))
+    assert caminho.stat().st_size < 5_000                       # o do GPT-2 vai só pelo nome
+
+
+def test_modelo_base_vem_do_checkpoint_do_capitulo_com_o_tokenizador(pastas):
+    tokenizador = course_tokenizer()
+    config = {**MINI, "vocab_size": tokenizador.n_vocab}
     torch.manual_seed(1)
     modelo = GPTModel(config)
-    save_checkpoint(base_checkpoint_path("rapido"), modelo, None, config)
-    base, config_base, fonte = load_base_model("rapido", "cpu")
+    save_checkpoint(base_checkpoint_path("rapido"), modelo, None, config, tokenizer=tokenizer_state(tokenizador))
+    base, tokenizador_base, config_base, fonte = load_base_model("rapido", "cpu")
     assert fonte == "checkpoint" and config_base == config and not base.training
-    x = torch.randint(0, 50257, (1, 8))
+    assert tokenizador_base.encode("Dom Casmurro") == tokenizador.encode("Dom Casmurro")
+    x = torch.randint(0, tokenizador.n_vocab, (1, 8))
     with torch.no_grad():
         assert torch.equal(base(x), modelo.eval()(x))
 
 
-def test_sem_checkpoint_nem_gpt2_o_modelo_base_e_pre_treinado_e_salvo(pastas, monkeypatch):
-    minusculo = {"model": {"vocab_size": 50257, "context_length": 32, "emb_dim": 16, "n_heads": 2, "n_layers": 1,
+def test_checkpoint_antigo_sem_tokenizador_e_recusado_e_o_gpt2_entra_no_completo(pastas, monkeypatch, capsys):
+    config = {**MINI, "vocab_size": 50257}
+    save_checkpoint(base_checkpoint_path("completo"), GPTModel(config), None, config)
+    with pytest.raises(ValueError, match="não guarda o tokenizador"):
+        load_base_model("completo", "cpu", source="checkpoint")
+    espelho = pastas / "espelho"
+    escrever_gpt2_minusculo(espelho / "openai-community" / "gpt2" / "model.safetensors", monkeypatch)
+    monkeypatch.setenv("LLM_DADOS_ESPELHO", str(espelho))
+    _, tokenizador, config_base, fonte = load_base_model("completo", "cpu")
+    assert fonte == "gpt2" and tokenizador.name == "gpt2" and config_base["vocab_size"] == 50257
+    assert "não serve" in capsys.readouterr().out
+
+
+def test_sem_checkpoint_nem_gpt2_o_modelo_base_e_pre_treinado_no_tamanho_rapido(pastas, monkeypatch):
+    minusculo = {"model": {"vocab_size": 8192, "context_length": 32, "emb_dim": 16, "n_heads": 2, "n_layers": 1,
                            "drop_rate": 0.0, "qkv_bias": False},
-                 "train_books": ["domCasmurro"], "val_books": None, "val_fraction": 0.02, "batch_size": 4,
-                 "lr": 1e-2, "weight_decay": 0.1, "num_epochs": 1, "max_steps": 20, "max_seconds": None,
-                 "eval_freq": 10, "eval_iter": 2}
-    monkeypatch.setitem(pretreino.PRETRAIN_SETTINGS, "completo", minusculo)
+                 "val_books": ["reliquias"], "batch_size": 4, "lr": 1e-2, "min_lr": 1e-3,
+                 "warmup_steps": 2, "grad_clip": 1.0, "weight_decay": 0.1, "num_epochs": 1, "max_steps": 20,
+                 "max_seconds": None, "eval_freq": 10, "eval_iter": 2}
+    monkeypatch.setitem(pretreino.PRETRAIN_SETTINGS, "rapido", minusculo)
+    monkeypatch.setattr(pretreino, "TRAIN_BOOKS", ["domCasmurro"])
     monkeypatch.setattr(pretreino, "GPT2_WEIGHTS_URL", "http://127.0.0.1:9/{size}/model.safetensors")
     monkeypatch.setitem(pretreino.GPT2_SIZES, "gpt2", {"emb_dim": 16, "n_layers": 1, "n_heads": 2})
-    base, config, fonte = load_base_model("completo", "cpu")     # sem checkpoint; o GPT-2 falha; pré-treina
-    assert fonte == "pretrain" and config == minusculo["model"]
-    _, pacote = load_checkpoint(base_checkpoint_path("completo"))
+    base, tokenizador, config, fonte = load_base_model("completo", "cpu")   # sem checkpoint; o GPT-2 falha
+    assert fonte == "pretrain" and config == minusculo["model"] and tokenizador.name == "machado-8192"
+    _, pacote = load_checkpoint(base_checkpoint_path("rapido"))          # o pré-treino é o do tamanho rápido
+    assert not base_checkpoint_path("completo").exists()
     historico = pacote["historico"]
     assert len(historico["val_losses"]) == 3 and historico["tokens_seen"][-1] == 20 * 4 * 32
-    assert historico["val_losses"][-1] < historico["val_losses"][0] - 1 < math.log(50257)
-    assert historico["val_loss"] < math.log(50257) - 1
-    assert load_base_model("completo", "cpu")[2] == "checkpoint"
+    assert historico["val_losses"][-1] < historico["val_losses"][0] - 0.5          # 20 passos já ensinam algo
+    assert historico["val_loss"] < math.log(8192) - 0.5
+    assert load_base_model("completo", "cpu")[3] == "checkpoint"          # da 2ª vez, o checkpoint rápido serve
+
+
+# ---------------------------------------------------------------- formatos reais do GPT-2, carregamento estrito
+
+@pytest.mark.parametrize("tamanho", ["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"])
+def test_formatos_esperados_sao_os_do_hugging_face_e_o_carregamento_e_estrito(tamanho):
+    """Os quatro tamanhos com tensores `meta` (sem memória): as chaves e formatos do GPT2Model da Hugging Face são
+    exatamente os que conferimos no download, e o carregador usa todas e recusa uma a mais ou uma a menos."""
+    transformers = pytest.importorskip("transformers")
+    cfg = gpt2_config(tamanho)
+    config_hf = transformers.GPT2Config(n_embd=cfg["emb_dim"], n_layer=cfg["n_layers"], n_head=cfg["n_heads"])
+    with torch.device("meta"):
+        hf = transformers.GPT2Model(config_hf)
+        nosso = GPTModel(cfg)
+    formatos_hf = {k: tuple(v.shape) for k, v in hf.state_dict().items()
+                   if not k.endswith((".attn.bias", ".attn.masked_bias"))}
+    assert formatos_hf == pretreino.gpt2_expected_shapes(tamanho)
+    pesos = {k: torch.empty(f, device="meta") for k, f in formatos_hf.items()}
+    assert load_weights_into_gpt(nosso, pesos) is nosso
+    with pytest.raises(ValueError, match="não usa"):
+        load_weights_into_gpt(nosso, {**pesos, "h.0.mlp.c_extra.weight": torch.empty(2, device="meta")})
+    incompleto = dict(pesos)
+    del incompleto[f"h.{cfg['n_layers'] - 1}.ln_2.bias"]
+    with pytest.raises(KeyError, match="ln_2.bias"):
+        load_weights_into_gpt(nosso, incompleto)
+
+
+def test_arquivo_de_outro_tamanho_no_espelho_e_recusado(pastas, monkeypatch):
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    monkeypatch.setitem(pretreino.GPT2_SIZES, "gpt2", {"emb_dim": 16, "n_layers": 2, "n_heads": 2})
+    formatos = pretreino.gpt2_expected_shapes("gpt2")
+    arquivo = pastas / "espelho" / "openai-community" / "gpt2" / "model.safetensors"
+    arquivo.parent.mkdir(parents=True)
+    sem_o_ultimo_bloco = {k: torch.zeros(f) for k, f in formatos.items() if not k.startswith("h.1.")}
+    safetensors_torch.save_file(sem_o_ultimo_bloco, str(arquivo))
+    monkeypatch.setenv("LLM_DADOS_ESPELHO", str(pastas / "espelho"))
+    with pytest.raises(DownloadError, match="faltam 12 pesos"):
+        download_gpt2_weights("gpt2")
+    assert arquivos_em(pastas / "cache") == []
+
+
+def test_ferramenta_escreve_pesos_sinteticos_no_formato_do_espelho(tmp_path, monkeypatch):
+    pytest.importorskip("safetensors")
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ferramentas"))
+    import pesos_gpt2_sinteticos
+
+    monkeypatch.setitem(pretreino.GPT2_SIZES, "gpt2", {"emb_dim": 16, "n_layers": 2, "n_heads": 2})
+    destino = pesos_gpt2_sinteticos.escrever(tmp_path, "gpt2")
+    assert destino == tmp_path / "openai-community" / "gpt2" / "model.safetensors"
+    pretreino._check_gpt2_safetensors(destino, "gpt2")
+    monkeypatch.setenv("LLM_DADOS_ESPELHO", str(tmp_path))
+    monkeypatch.setenv("LLM_CACHE_DIR", str(tmp_path / "cache"))
+    modelo = load_gpt2("gpt2")
+    assert modelo.tok_emb.weight.shape == (50257, 16)

@@ -8,8 +8,10 @@ import torch
 
 from llm_do_zero.oficina import get_data_file
 from llm_do_zero.estatistica import load_text, MACHADO_BOOKS
-from llm_do_zero.tokens import (BPETokenizer, cooccurrence_counts, create_dataloader, gpt2_pretokenizer, GPTDataset,
-                                pad_batch, ppmi, sinusoidal_position_encoding, train_bpe_naive)
+from llm_do_zero import tokens
+from llm_do_zero.tokens import (BPETokenizer, COURSE_VOCAB_SIZE, cooccurrence_counts, course_bpe, course_tokenizer,
+                                create_dataloader, gpt2_pretokenizer, GPTDataset, HELD_OUT_BOOKS, pad_batch, ppmi,
+                                sinusoidal_position_encoding, train_bpe_naive)
 
 # Faixas de códigos Unicode estáveis há muitas versões (o tiktoken e o Python podem ter tabelas Unicode de
 # versões diferentes; caracteres recém-criados poderiam ser classificados de outro jeito).
@@ -55,6 +57,16 @@ def texto_treino():
 @pytest.fixture(scope="module")
 def treinado(texto_treino):
     return BPETokenizer().train(texto_treino, vocab_size=700)
+
+
+@pytest.fixture(scope="module")
+def bpe_do_curso():
+    return course_bpe()
+
+
+@pytest.fixture(scope="module")
+def tiktoken_do_curso():
+    return course_tokenizer()
 
 
 def test_gpt2_tamanhos(nosso_gpt2, tiktoken_gpt2):
@@ -248,3 +260,76 @@ def test_posicoes_senoidais_iguais_a_formula():
     assert torch.allclose(produtos, produtos[0].expand(40), atol=1e-4)
     with pytest.raises(ValueError, match="par"):
         sinusoidal_position_encoding(4, 7)
+
+
+# ---------------------------------------------------------------- o tokenizador do curso
+
+def test_tokenizador_do_curso_tamanho_e_token_especial(bpe_do_curso, tiktoken_do_curso):
+    assert tiktoken_do_curso.n_vocab == bpe_do_curso.n_vocab == COURSE_VOCAB_SIZE == 8192
+    assert len(bpe_do_curso.merges) == COURSE_VOCAB_SIZE - 256 - 1
+    assert tiktoken_do_curso.eot_token == bpe_do_curso.special_tokens["<|endoftext|>"] == 8191
+    assert set(HELD_OUT_BOOKS) < set(MACHADO_BOOKS)
+
+
+def test_to_tiktoken_identico_ao_nosso_encode_em_todos_os_livros(bpe_do_curso, tiktoken_do_curso):
+    for livro in MACHADO_BOOKS:                      # os livros inteiros, inclusive os dois que ficaram de fora
+        texto = load_text(livro)
+        assert tiktoken_do_curso.encode(texto) == bpe_do_curso.encode(texto), livro
+
+
+def test_to_tiktoken_identico_em_unicode_aleatorio_e_com_token_especial(bpe_do_curso, tiktoken_do_curso):
+    sorteio = random.Random(13)
+    for _ in range(3000):
+        s = texto_aleatorio(sorteio)
+        ids = tiktoken_do_curso.encode(s)
+        assert ids == bpe_do_curso.encode(s), repr(s)
+        assert tiktoken_do_curso.decode(ids) == s
+    s = "Capitu<|endoftext|> e Bentinho"
+    assert (tiktoken_do_curso.encode(s, allowed_special={"<|endoftext|>"})
+            == bpe_do_curso.encode(s, allowed_special={"<|endoftext|>"}))
+    assert 8191 in tiktoken_do_curso.encode(s, allowed_special="all")
+    with pytest.raises(ValueError):
+        tiktoken_do_curso.encode(s)                  # sem permissão, o token especial é recusado (como no nosso)
+
+
+def test_to_tiktoken_de_um_bpe_pequeno_qualquer(treinado):
+    rapido = treinado.to_tiktoken("mini")
+    trecho = load_text("memorial-de-aires")[:20_000]
+    assert rapido.encode(trecho) == treinado.encode(trecho)
+    assert rapido.n_vocab == treinado.n_vocab
+
+
+def test_salvar_e_ler_devolve_o_mesmo_tokenizador(tmp_path, treinado):
+    caminho = treinado.save(tmp_path / "sub" / "bpe.json")
+    assert not list(caminho.parent.glob("*.part"))
+    lido = BPETokenizer.load(caminho)
+    assert lido.merges == treinado.merges and lido.vocab == treinado.vocab
+    assert lido.special_tokens == treinado.special_tokens
+    assert lido.encode("Capitu, olhos de ressaca!") == treinado.encode("Capitu, olhos de ressaca!")
+
+
+def test_arquivo_de_tokenizador_ruim_da_erro_claro(tmp_path):
+    ruim = tmp_path / "ruim.json"
+    ruim.write_text("{isto não é json")
+    with pytest.raises(ValueError, match="ruim.json"):
+        BPETokenizer.load(ruim)
+    outro = tmp_path / "outro.json"
+    outro.write_text('{"formato": "outra-coisa"}')
+    with pytest.raises(ValueError, match="to_dict"):
+        BPETokenizer.load(outro)
+    incompleto = tmp_path / "incompleto.json"
+    incompleto.write_text('{"formato": "BPETokenizer", "merges": [[1, 2]]}')
+    with pytest.raises(ValueError, match="incompleto ou corrompido"):
+        BPETokenizer.load(incompleto)
+
+
+def test_cache_corrompido_e_refeito_com_as_mesmas_fusoes(tmp_path, monkeypatch, bpe_do_curso, capsys):
+    """Treinar de novo, do zero, nos livros fora de HELD_OUT_BOOKS dá exatamente o tokenizador do curso."""
+    monkeypatch.setattr(tokens, "cache_dir", lambda: tmp_path)
+    cache = tmp_path / "tokenizadores" / f"machado-{COURSE_VOCAB_SIZE}.json"
+    cache.parent.mkdir(parents=True)
+    cache.write_text("corrompido")
+    refeito = course_bpe()
+    assert "treinar o tokenizador de novo" in capsys.readouterr().out
+    assert refeito.to_dict() == bpe_do_curso.to_dict()
+    assert BPETokenizer.load(cache).to_dict() == bpe_do_curso.to_dict()

@@ -16,6 +16,11 @@ A partição é decidida aqui, tarefa por tarefa, para que o teste meça general
   o treino usou para outros fatos, mas nunca para aquele (a combinação fato + redação é nova).
 Cada tarefa fica perto de 85/5/10 (treino/validação/teste), e nenhum par (instrução, entrada) se repete.
 
+Há ainda uma quarta partição, "teste_redacoes_novas": os MESMOS itens do teste, cada um pedido com uma redação
+de REDACOES_NOVAS, escritas à parte e que o treino nunca usa. Comparada com o teste, ela mede quanto do acerto
+depende das palavras exatas com que a tarefa foi treinada. Ela é gerada depois de todo o resto, sem sortear
+nada, então não muda nenhuma das outras três partições.
+
 Uso:
     python gerar_instrucoes.py                   # reescreve instrucoes.json ao lado deste arquivo
     python gerar_instrucoes.py --saida outro.json
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 PASTA = Path(__file__).resolve().parent
@@ -159,6 +165,38 @@ REDACOES = {
 }
 
 
+# Redações que o treino NUNCA usa, só para a partição "teste_redacoes_novas" (três por tarefa).
+REDACOES_NOVAS = {
+    "sentimento": [("Essa frase elogia ou critica? Responda positivo ou negativo.", "{x}"),
+                   ("Leia a frase e diga o sentimento dela, positivo ou negativo.", "{x}"),
+                   ("O que a pessoa achou: positivo ou negativo?", "{x}")],
+    "primeira_palavra": [("Que palavra abre a lista?", "{x}"),
+                         ("Repita apenas a palavra inicial.", "{x}"),
+                         ("Diga a palavra que vem antes de todas as outras.", "{x}")],
+    "maior_numero": [("Dos números {a} e {b}, qual vale mais?", ""),
+                     ("Escolha o número mais alto.", "{a} e {b}"),
+                     ("Me diga qual é maior: {a} ou {b}.", "")],
+    "menor_numero": [("Dos números {a} e {b}, qual vale menos?", ""),
+                     ("Escolha o número mais baixo.", "{a} e {b}"),
+                     ("Me diga qual é menor: {a} ou {b}.", "")],
+    "soma": [("Quanto dá {a} mais {b}?", ""),
+             ("Faça a conta e responda só o número.", "{a} + {b}"),
+             ("Se eu juntar {a} com {b}, quanto fica?", "")],
+    "plural": [("Escreva o plural de {x}.", ""),
+               ("Dê a forma plural da palavra.", "{x}"),
+               ("Qual seria o plural da palavra {x}?", "")],
+    "capital": [("Você sabe qual é a capital {de}?", ""),
+                ("Me diga o nome da capital {de}.", ""),
+                ("Que cidade é a capital do estado?", "{x}")],
+    "antonimo": [("Qual é o contrário de {x}?", ""),
+                 ("Dê uma palavra de sentido oposto a {x}.", ""),
+                 ("Escreva o oposto da palavra.", "{x}")],
+    "categoria": [(f"Diga a categoria de {{x}}: {LISTA_CATEGORIAS}.", ""),
+                  (f"Qual categoria descreve a palavra: {LISTA_CATEGORIAS}?", "{x}"),
+                  (f"Em que grupo entra {{x}}: {LISTA_CATEGORIAS}?", "")],
+}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Geração
 # ---------------------------------------------------------------------------------------------------------
@@ -167,7 +205,7 @@ def exemplo(tarefa: str, redacao: tuple[str, str], saida: str, particao: str, **
     """Preenche uma redação (instrução, entrada) com os campos do item e monta o exemplo."""
     instrucao, entrada = redacao
     return {"instrucao": instrucao.format(**campos), "entrada": entrada.format(**campos), "saida": saida,
-            "tarefa": tarefa, "particao": particao}
+            "tarefa": tarefa, "particao": particao, "_campos": campos}
 
 
 def particoes_de_itens(itens: list, rng: random.Random) -> dict[str, list]:
@@ -331,12 +369,28 @@ GERADORES = [gerar_sentimento, gerar_capital, gerar_antonimo, gerar_categoria, g
              gerar_primeira_palavra, gerar_soma, gerar_plural, gerar_abertas]
 
 
+def redacoes_novas(teste: list[dict]) -> list[dict]:
+    """Os itens do teste pedidos de novo, cada um com uma das REDACOES_NOVAS da sua tarefa (em rodízio, para que
+    as três apareçam quase o mesmo número de vezes). Mesma resposta, mesmo item: só a redação muda."""
+    dados, vistos = [], Counter()
+    for e in teste:
+        redacoes = REDACOES_NOVAS[e["tarefa"]]
+        redacao = redacoes[vistos[e["tarefa"]] % len(redacoes)]
+        vistos[e["tarefa"]] += 1
+        dados.append(exemplo(e["tarefa"], redacao, e["saida"], "teste_redacoes_novas", **e["_campos"]))
+    return dados
+
+
 def gerar() -> list[dict]:
-    """Todos os exemplos, tarefa por tarefa, cada tarefa com o seu próprio gerador aleatório semeado."""
+    """Todos os exemplos, tarefa por tarefa, cada tarefa com o seu próprio gerador aleatório semeado; no fim, o
+    teste de redações novas (os itens verificáveis do teste com as REDACOES_NOVAS)."""
     ordem = {"treino": 0, "validacao": 1, "teste": 2}
     dados = []
     for i, gerador in enumerate(GERADORES):
         dados += sorted(gerador(random.Random(SEMENTE + i)), key=lambda e: ordem[e["particao"]])
+    dados += redacoes_novas([e for e in dados if e["particao"] == "teste" and e["tarefa"] in REDACOES_NOVAS])
+    for e in dados:
+        e.pop("_campos", None)
     chaves = [(e["instrucao"], e["entrada"]) for e in dados]
     if len(chaves) != len(set(chaves)):
         raise ValueError("Há exemplos repetidos (mesma instrução e entrada): confira as tabelas.")

@@ -1,0 +1,66 @@
+"""Os laços de treino dos capítulos 05–07 usam a precisão mista que `amp_settings` (capítulo 00) escolhe.
+
+Sem GPU aqui, simulamos a escolha de uma GPU Ampere (autocast em bfloat16, sem GradScaler), que também funciona
+na CPU: a camada de saída tem de produzir bfloat16 durante o treino e float32 quando `amp_settings` diz que não.
+"""
+import pytest
+import torch
+
+from llm_do_zero import finetuning, instrucoes, pretreino
+from llm_do_zero.finetuning import add_classification_head, embedding_bag_device
+from llm_do_zero.gpt import GPTModel
+from llm_do_zero.tokens import course_tokenizer
+
+MINI = {"vocab_size": 8192, "context_length": 8, "emb_dim": 16, "n_heads": 2, "n_layers": 1,
+        "drop_rate": 0.0, "qkv_bias": False}
+
+
+def treinar_05(modelo):
+    lotes = [(torch.randint(0, 8192, (2, 8)), torch.randint(0, 8192, (2, 8)))]
+    pretreino.train_model_simple(modelo, lotes, lotes, torch.optim.AdamW(modelo.parameters()), "cpu", num_epochs=1,
+                                 eval_freq=10, eval_iter=1, start_context="a", tokenizer=course_tokenizer(),
+                                 max_steps=1, grad_clip=1.0)
+
+
+def treinar_06(modelo):
+    lotes = [(torch.randint(0, 8191, (2, 8)), torch.tensor([0, 1]))]
+    finetuning.train_classifier_simple(modelo, lotes, lotes, torch.optim.AdamW(modelo.parameters()), "cpu",
+                                       num_epochs=1, eval_freq=10, eval_iter=1, pad_token_id=8191)
+
+
+def treinar_07(modelo):
+    alvos = torch.randint(0, 8192, (2, 8))
+    alvos[:, :4] = -100                                      # a parte da instrução não entra na perda
+    lotes = [(torch.randint(0, 8192, (2, 8)), alvos)]
+    instrucoes.train_instruction_model(modelo, lotes, lotes, torch.optim.AdamW(modelo.parameters()), "cpu",
+                                       num_epochs=1, eval_freq=10, eval_iter=1, sample_entries=[],
+                                       tokenizer=course_tokenizer(), grad_clip=1.0)
+
+
+LACOS = {"05": (pretreino, treinar_05), "06": (finetuning, treinar_06), "07": (instrucoes, treinar_07)}
+ESCOLHAS = {"gpu-ampere": ((torch.bfloat16, False), torch.bfloat16), "cpu": ((None, False), torch.float32)}
+
+
+@pytest.mark.parametrize("capitulo", LACOS)
+@pytest.mark.parametrize("maquina", ESCOLHAS)
+def test_laco_de_treino_usa_o_autocast_de_amp_settings(monkeypatch, capsys, capitulo, maquina):
+    modulo, treinar = LACOS[capitulo]
+    escolha, esperado = ESCOLHAS[maquina]
+    monkeypatch.setattr(modulo, "amp_settings", lambda device: escolha)
+    torch.manual_seed(0)
+    modelo = GPTModel(MINI)
+    if capitulo == "06":
+        modelo = add_classification_head(modelo)
+    tipos = []                                               # o tipo da saída da cabeça em cada passo de treino
+    modelo.out_head.register_forward_hook(lambda m, entrada, saida: tipos.append(saida.dtype) if m.training else None)
+    treinar(modelo)
+    capsys.readouterr()
+    assert tipos and set(tipos) == {esperado}
+    assert all(p.dtype == torch.float32 for p in modelo.parameters())    # os pesos continuam em float32
+
+
+@pytest.mark.parametrize("device, versao, esperado", [("mps", "2.9.1", "cpu"), ("mps", "2.10.0", "mps"),
+                                                      ("mps", "2.13.0+cpu", "mps"), ("cpu", "2.4.0", "cpu"),
+                                                      ("cuda", "2.4.0", "cuda")])
+def test_saco_de_tokens_sai_da_gpu_da_apple_quando_falta_o_embedding_bag(device, versao, esperado):
+    assert embedding_bag_device(device, versao).type == esperado
