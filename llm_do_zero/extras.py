@@ -6,7 +6,10 @@ ARQUIVO GERADO por `python ferramentas/exportar.py` a partir das células `# exp
 from collections import Counter
 import html
 import math
+import os
 import re
+import subprocess
+import sys
 import unicodedata
 
 import torch
@@ -409,3 +412,18 @@ def verdict_logprobs(model, tokenizer, entry: dict, verdicts=(" sim", " não"),
             alvo = torch.tensor(verdict_ids, device=device)
             scores.append(log_probs[torch.arange(len(verdict_ids), device=device), alvo].mean().item())
     return scores
+
+
+# %% 08-extras/notebook.ipynb · célula 104
+def run_torchrun(script: str, args: list[str], nproc: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Roda `torchrun --standalone --nproc_per_node=nproc script args` (como `python -m torch.distributed.run`,
+    que funciona mesmo sem o atalho no PATH) e devolve o processo terminado, com a saída e o erro em texto.
+
+    No Windows, o PyTorch vem sem a biblioteca libuv que o torchrun usa por padrão: lá a função liga USE_LIBUV=0.
+    """
+    ambiente = dict(os.environ)
+    if sys.platform == "win32":
+        ambiente["USE_LIBUV"] = "0"
+    comando = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", script,
+               *args]
+    return subprocess.run(comando, capture_output=True, text=True, timeout=timeout, env=ambiente)

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from llm_do_zero.extras import run_torchrun
+
 RAIZ = Path(__file__).resolve().parent.parent
 SCRIPT = RAIZ / "08-extras" / "treino_distribuido.py"
 CURTO = ["--passos", "8", "--lote", "4", "--contexto", "64", "--emb", "64", "--camadas", "2", "--cabecas", "4",
@@ -49,3 +51,23 @@ def test_sem_torchrun_explica_como_lancar():
     assert r.returncode != 0
     assert "precisa ser lançado pelo torchrun" in r.stderr
     assert "torchrun --standalone --nproc_per_node=2" in r.stderr
+
+
+def test_run_torchrun_desliga_a_libuv_so_no_windows(monkeypatch):
+    """O PyTorch do Windows vem sem libuv, e o torchrun só sobe lá com USE_LIBUV=0 (a plataforma é simulada)."""
+    chamadas = []
+
+    def run_falso(comando, **opcoes):
+        chamadas.append((comando, opcoes))
+        return subprocess.CompletedProcess(comando, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", run_falso)
+    monkeypatch.delenv("USE_LIBUV", raising=False)
+    for plataforma, esperado in (("win32", "0"), ("linux", None), ("darwin", None)):
+        monkeypatch.setattr(sys, "platform", plataforma)
+        assert run_torchrun("treino.py", ["--passos", "1"], nproc=3).returncode == 0
+        comando, opcoes = chamadas[-1]
+        assert comando[:3] == [sys.executable, "-m", "torch.distributed.run"] and "--nproc_per_node=3" in comando
+        assert comando[-3:] == ["treino.py", "--passos", "1"] and opcoes["capture_output"] and opcoes["text"]
+        assert opcoes["env"].get("USE_LIBUV") == esperado
+    assert "USE_LIBUV" not in os.environ
