@@ -204,7 +204,8 @@ def train_model_simple(model, train_loader, val_loader, optimizer, device, num_e
             if motivo:
                 break
         barra.write(f"época {epoch + 1}, passo {global_step + 1}:")
-        generate_and_print_sample(model, tokenizer, device, start_context)
+        with barra.external_write_mode():          # a amostra sai numa linha própria, fora do desenho da barra
+            generate_and_print_sample(model, tokenizer, device, start_context)
         if motivo:
             barra.write(f"{motivo}: fim do treino.")
             break

@@ -157,6 +157,17 @@ def test_laco_aplica_a_taxa_do_passo_e_corta_o_gradiente():
     assert torch.linalg.vector_norm(depois - antes) > 0
 
 
+def test_amostra_do_treino_sai_numa_linha_propria(capsys):
+    """A amostra gerada no fim da época não pode grudar no desenho da barra de progresso (no Jupyter, grudava)."""
+    torch.manual_seed(0)
+    mini = GPTModel({**MINI, "vocab_size": 8192})
+    lotes = [(torch.randint(0, 8192, (2, 8)), torch.randint(0, 8192, (2, 8)))]
+    train_model_simple(mini, lotes, lotes, torch.optim.SGD(mini.parameters(), lr=0.1), "cpu", num_epochs=1,
+                       eval_freq=10, eval_iter=1, start_context="Capitu", tokenizer=course_tokenizer(), max_steps=1)
+    linhas = [linha.rstrip("\r").rsplit("\r", 1)[-1] for linha in capsys.readouterr().out.split("\n")]
+    assert any(linha.startswith("Capitu") for linha in linhas), linhas
+
+
 # ---------------------------------------------------------------- generate
 
 def test_prompt_vazio_da_erro_claro(mini):
