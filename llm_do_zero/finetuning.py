@@ -272,11 +272,13 @@ def evaluate_classifier(model, train_loader, val_loader, device, eval_iter: int,
 
 
 def train_classifier_simple(model, train_loader, val_loader, optimizer, device, num_epochs: int, eval_freq: int,
-                            eval_iter: int, *, pad_token_id: int, pooling: str = "last", keep_best: bool = False):
+                            eval_iter: int, *, pad_token_id: int, pooling: str = "last", keep_best: bool = False,
+                            max_steps: int | None = None):
     """Laço de fine-tuning de classificação, com barra de progresso e avaliação a cada `eval_freq` passos.
 
     No fim de cada época mede a acurácia na validação inteira. Com keep_best=True, o modelo termina com os pesos da
-    época de maior acurácia de validação (parada antecipada). Devolve (train_losses, val_losses, train_accs,
+    época de maior acurácia de validação (parada antecipada). `max_steps` encerra o treino antes do fim das épocas
+    (None: sem teto), e a época interrompida também é medida. Devolve (train_losses, val_losses, train_accs,
     val_accs, examples_seen, epoch_val_accs): as métricas de cada avaliação, quantos exemplos de treino o modelo
     tinha visto em cada uma, e a acurácia na validação inteira ao fim de cada época. Na GPU treina com precisão mista
     (`amp_settings`, capítulo 00) e imprime o pico de memória no fim.
@@ -289,7 +291,8 @@ def train_classifier_simple(model, train_loader, val_loader, optimizer, device, 
     scaler = torch.amp.GradScaler("cuda", enabled=usa_scaler)
     if torch.device(device).type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)   # o pico impresso no fim é o deste treino
-    barra = progress_bar(total=num_epochs * len(train_loader), desc="fine-tuning", unit="passo")
+    passos = num_epochs * len(train_loader) if max_steps is None else min(max_steps, num_epochs * len(train_loader))
+    barra = progress_bar(total=passos, desc="fine-tuning", unit="passo")
     for epoch in range(num_epochs):
         model.train()
         for input_batch, target_batch in train_loader:
@@ -308,11 +311,15 @@ def train_classifier_simple(model, train_loader, val_loader, optimizer, device, 
                     lista.append(valor)
                 examples_seen.append(vistos)
                 barra.set_postfix(perda_val=f"{metricas[1]:.3f}", acc_val=f"{metricas[3]:.0%}")
+            if global_step + 1 == passos:
+                break
         acc_val = calc_accuracy_loader(val_loader, model, device, **opcoes)
         barra.write(f"época {epoch + 1}: acurácia na validação inteira {acc_val:.1%}")
         if keep_best and (not epoch_val_accs or acc_val > max(epoch_val_accs)):
             melhor_estado = {nome: valor.detach().clone() for nome, valor in model.state_dict().items()}
         epoch_val_accs.append(acc_val)
+        if global_step + 1 == passos:
+            break
     barra.close()
     if gpu_peak_memory(device):
         print(gpu_peak_memory(device))

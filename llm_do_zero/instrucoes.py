@@ -17,8 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from llm_do_zero.oficina import (
-    amp_settings, artifacts_dir, DownloadError, get_device, get_mode, gpu_peak_memory, progress_bar,
-    project_root, set_seed,
+    amp_settings, artifacts_dir, DownloadError, get_device, get_mode, gpu_peak_memory, mode_settings,
+    progress_bar, project_root, set_seed,
 )
 from llm_do_zero.estatistica import wilson_interval
 from llm_do_zero.gpt import text_to_token_ids, token_ids_to_text
@@ -33,11 +33,14 @@ INSTRUCTION_SETTINGS = {
     "rapido": {"base_source": "auto", "preambulo": False, "train_open": False, "mask_prompt": True,
                "batch_size": 8, "num_epochs": 20, "lr": 3e-3, "min_lr": 3e-5, "warmup_steps": 0,
                "decay_fraction": 0.2, "grad_clip": None, "weight_decay": 0.3, "max_seconds": 600,
-               "eval_freq": 100, "eval_iter": 3, "allowed_max_length": 128, "max_new_tokens": 10, "n_shots": 2},
+               "eval_freq": 100, "eval_iter": 3, "allowed_max_length": 128, "max_new_tokens": 10, "n_shots": 2,
+               "train_examples": None, "eval_texts": None,      # quantos exemplos treinar e avaliar (None: todos)
+               "samples": 5},                                   # quantas perguntas abertas mostrar
     "completo": {"base_source": "gpt2", "preambulo": True, "train_open": True, "mask_prompt": True,
                  "batch_size": 8, "num_epochs": 3, "lr": 5e-5, "min_lr": 5e-6, "warmup_steps": 50,
                  "decay_fraction": 1.0, "grad_clip": 1.0, "weight_decay": 0.1, "max_seconds": 1800,
-                 "eval_freq": 50, "eval_iter": 5, "allowed_max_length": 1024, "max_new_tokens": 10, "n_shots": 3},
+                 "eval_freq": 50, "eval_iter": 5, "allowed_max_length": 1024, "max_new_tokens": 10, "n_shots": 3,
+                 "train_examples": None, "eval_texts": None, "samples": 5},
 }
 
 
@@ -463,10 +466,11 @@ def finetune_instructions(model, tokenizer, train_data: list[dict], val_data: li
     """
     mode = mode or get_mode()
     device = device or get_device()
-    cfg = INSTRUCTION_SETTINGS[mode]
+    cfg = mode_settings(INSTRUCTION_SETTINGS, mode)
     if not cfg["train_open"]:
         train_data = [e for e in train_data if e["tarefa"] != OPEN_TASK]
         val_data = [e for e in val_data if e["tarefa"] != OPEN_TASK]
+    train_data = train_data[:cfg["train_examples"]]
     set_seed(seed)
     opcoes = {"preambulo": cfg["preambulo"], "mask_prompt": cfg["mask_prompt"],
               "allowed_max_length": cfg["allowed_max_length"], "tokenizer": tokenizer}

@@ -54,6 +54,53 @@ def get_mode() -> str:
     return modo
 
 
+# Só para os mantenedores: LLM_FUMACA=1 é o teste de fumaça (smoke test) de um modo. Todas as configurações e todos
+# os caminhos do código do modo continuam valendo, mas os passos, os dados e as avaliações encolhem para poucos,
+# e o modo completo inteiro roda em minutos numa CPU (.ci/run faz isso). Cada chave abaixo, onde aparecer nas
+# configurações de um capítulo, fica com no máximo este valor; None ("tudo") também vira este valor.
+SMOKE_LIMITS = {
+    "max_steps": 2, "steps": 2, "num_epochs": 1, "max_epochs": 1, "warmup_steps": 1, "batch_size": 2,  # treino
+    "eval_freq": 1, "eval_every": 1, "eval_iter": 1, "eval_batches": 1, "eval_texts": 8,             # avaliação
+    "max_new_tokens": 4, "samples": 1, "repeats": 1,
+    "train_pairs": 16, "train_examples": 8, "train_chars": 60_000, "val_chars": 20_000,             # dados
+    "corpus_tokens": 6_000, "pairs_per_task": 2, "val_pairs_per_task": 1, "per_size": 2, "per_phrasing": 2,
+}
+SMOKE_SEEDS = 2          # listas de sementes ficam com as duas primeiras (ainda dá para medir a variação)
+
+
+def smoke_test() -> bool:
+    """True quando LLM_FUMACA=1 (teste de fumaça dos mantenedores): veja `mode_settings`."""
+    return os.environ.get("LLM_FUMACA", "").strip().lower() in ("1", "true", "sim")
+
+
+def mode_settings(settings: dict, mode: str | None = None) -> dict:
+    """As configurações de um capítulo para o modo (sem `mode`, o modo em uso): `settings[modo]`.
+
+    Com LLM_FUMACA=1, devolve uma cópia encolhida: cada chave de SMOKE_LIMITS, em qualquer nível, fica com no
+    máximo o limite, e as listas de sementes (`seeds`) com SMOKE_SEEDS itens. O resto (tamanho dos modelos, lotes,
+    taxas de aprendizado, contexto) é o do modo. Os números de uma execução assim não medem nada.
+    """
+    cfg = settings[mode or get_mode()]
+    if not smoke_test():
+        return cfg
+    aviso = "LLM_FUMACA=1: teste de fumaça, com poucos passos e poucos dados; os números não medem nada."
+    if aviso not in _avisos_dados:
+        _avisos_dados.add(aviso)
+        print(aviso)
+    return _shrink_for_smoke(cfg)
+
+
+def _shrink_for_smoke(valor, chave: str | None = None):
+    """Cópia de `valor` com os limites de SMOKE_LIMITS aplicados (recursiva em dicionários)."""
+    if isinstance(valor, dict):
+        return {k: _shrink_for_smoke(v, k) for k, v in valor.items()}
+    if chave == "seeds":
+        return type(valor)(list(valor)[:SMOKE_SEEDS])
+    if chave in SMOKE_LIMITS and (valor is None or (isinstance(valor, int) and not isinstance(valor, bool))):
+        return SMOKE_LIMITS[chave] if valor is None else min(valor, SMOKE_LIMITS[chave])
+    return valor
+
+
 # %% 00-oficina/notebook.ipynb · célula 22
 def get_device() -> torch.device:
     """Melhor dispositivo disponível: GPU CUDA, depois GPU Apple (MPS), senão CPU."""
@@ -351,5 +398,7 @@ def save_results(capitulo: str, metricas: dict, tempo_s: float, device: torch.de
         "torch": torch.__version__,
         "data": time.strftime("%Y-%m-%d"),
     }
+    if smoke_test():
+        registro["fumaca"] = True          # teste de fumaça (LLM_FUMACA=1): números sem valor de medida
     destino.write_text(json.dumps(registro, ensure_ascii=False, indent=2), encoding="utf-8")
     return destino

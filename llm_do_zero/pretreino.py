@@ -12,7 +12,7 @@ import torch
 
 from llm_do_zero.oficina import (
     amp_settings, artifacts_dir, cache_dir, download_file, DownloadError, get_device, get_mode,
-    gpu_peak_memory, progress_bar, set_seed,
+    gpu_peak_memory, mode_settings, progress_bar, set_seed,
 )
 from llm_do_zero.estatistica import load_text, MACHADO_BOOKS
 from llm_do_zero.tokens import (
@@ -31,6 +31,7 @@ PRETRAIN_SETTINGS = {
         "val_books": ["memorial-de-aires"],
         "batch_size": 8, "lr": 4e-3, "min_lr": 4e-4, "warmup_steps": 40, "grad_clip": 1.0, "weight_decay": 0.1,
         "num_epochs": 1, "max_steps": 400, "max_seconds": 600, "eval_freq": 50, "eval_iter": 4,
+        "train_chars": None, "val_chars": None,            # quanto texto usar (None: os livros inteiros)
     },
     "completo": {
         "model": {"vocab_size": COURSE_VOCAB_SIZE, "context_length": 256, "emb_dim": 512, "n_heads": 8,
@@ -38,6 +39,7 @@ PRETRAIN_SETTINGS = {
         "val_books": ["memorial-de-aires", "reliquias"],
         "batch_size": 16, "lr": 6e-4, "min_lr": 6e-5, "warmup_steps": 200, "grad_clip": 1.0, "weight_decay": 0.1,
         "num_epochs": 4, "max_steps": None, "max_seconds": 1800, "eval_freq": 200, "eval_iter": 20,
+        "train_chars": None, "val_chars": None,
     },
 }
 TRAIN_BOOKS = [livro for livro in MACHADO_BOOKS if livro not in HELD_OUT_BOOKS]
@@ -49,15 +51,15 @@ def load_pretraining_texts(mode: str | None = None) -> tuple[str, str]:
     Treino: os livros de Machado fora os dois guardados (HELD_OUT_BOOKS); validação: `val_books` do modo
     (só livros guardados). Os livros de cada lado são unidos pelo token especial <|endoftext|>.
     """
-    cfg = PRETRAIN_SETTINGS[mode or get_mode()]
+    cfg = mode_settings(PRETRAIN_SETTINGS, mode)
     separador = "<|endoftext|>"
-    return (separador.join(load_text(b) for b in TRAIN_BOOKS),
-            separador.join(load_text(b) for b in cfg["val_books"]))
+    return (separador.join(load_text(b) for b in TRAIN_BOOKS)[:cfg["train_chars"]],
+            separador.join(load_text(b) for b in cfg["val_books"])[:cfg["val_chars"]])
 
 
 def create_pretraining_loaders(mode: str | None = None, tokenizer=None):
     """Carregadores (treino, validação) de janelas sem sobreposição, com o tokenizador do curso."""
-    cfg = PRETRAIN_SETTINGS[mode or get_mode()]
+    cfg = mode_settings(PRETRAIN_SETTINGS, mode)
     tokenizer = tokenizer or course_tokenizer()
     texto_treino, texto_val = load_pretraining_texts(mode)
     ctx = cfg["model"]["context_length"]
@@ -333,7 +335,7 @@ def pretrain_base_model(mode: str | None = None, device=None, seed: int = 123):
     """
     mode = mode or get_mode()
     device = device or get_device()
-    cfg = PRETRAIN_SETTINGS[mode]
+    cfg = mode_settings(PRETRAIN_SETTINGS, mode)
     set_seed(seed)
     tokenizer = course_tokenizer()
     train_loader, val_loader = create_pretraining_loaders(mode, tokenizer)

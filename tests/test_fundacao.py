@@ -220,6 +220,69 @@ def test_resultados_gravados_com_modo_e_maquina(tmp_path, monkeypatch):
     assert registro["tempo_s"] == 1.2 and registro["dispositivo"]
 
 
+# ---------------------------------------------------------------- teste de fumaça (LLM_FUMACA)
+
+CONFIG_EXEMPLO = {
+    "rapido": {"steps": 96, "seeds": [1, 2, 3]},
+    "completo": {"modelo": {"emb_dim": 768, "n_layers": 12}, "max_steps": None, "num_epochs": 4, "eval_iter": 20,
+                 "eval_texts": None, "batch_size": 16, "lr": 5e-5, "seeds": (1, 2, 3), "usar_gpu": True,
+                 "dpo": {"steps": 100, "pairs_per_task": 40}},
+}
+
+
+def test_sem_fumaca_as_configuracoes_do_modo_sao_as_mesmas(monkeypatch):
+    monkeypatch.delenv("LLM_FUMACA", raising=False)
+    monkeypatch.setenv("LLM_MODO", "completo")
+    assert oficina.mode_settings(CONFIG_EXEMPLO) is CONFIG_EXEMPLO["completo"]
+    assert oficina.mode_settings(CONFIG_EXEMPLO, "rapido") is CONFIG_EXEMPLO["rapido"]
+
+
+def test_fumaca_encolhe_passos_dados_e_avaliacoes_e_mantem_o_resto(monkeypatch, capsys):
+    monkeypatch.setenv("LLM_FUMACA", "1")
+    monkeypatch.setenv("LLM_MODO", "completo")
+    limites = oficina.SMOKE_LIMITS
+    cfg = oficina.mode_settings(CONFIG_EXEMPLO)
+    assert cfg["max_steps"] == limites["max_steps"]                      # None ("tudo") vira o limite
+    assert cfg["num_epochs"] == 1 and cfg["eval_iter"] == limites["eval_iter"]
+    assert cfg["eval_texts"] == limites["eval_texts"] and cfg["batch_size"] == limites["batch_size"]
+    assert cfg["dpo"] == {"steps": limites["steps"], "pairs_per_task": limites["pairs_per_task"]}   # em qualquer nível
+    assert cfg["seeds"] == (1, 2)                                        # duas sementes, no mesmo tipo
+    assert cfg["modelo"] == {"emb_dim": 768, "n_layers": 12}             # o tamanho do modelo é o do modo
+    assert cfg["lr"] == 5e-5 and cfg["usar_gpu"] is True
+    assert CONFIG_EXEMPLO["completo"]["max_steps"] is None               # o original não muda
+    assert "LLM_FUMACA=1" in capsys.readouterr().out
+
+
+def test_fumaca_nunca_aumenta_um_valor(monkeypatch):
+    monkeypatch.setenv("LLM_FUMACA", "1")
+    assert oficina.mode_settings({"rapido": {"steps": 1, "eval_texts": 3}}, "rapido") == {"steps": 1, "eval_texts": 3}
+
+
+def test_fumaca_grava_a_marca_nos_resultados(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("LLM_ARTEFATOS", str(tmp_path))
+    monkeypatch.setenv("LLM_FUMACA", "1")
+    registro = json.loads(save_results("99-teste", {"acuracia": 0.5}, tempo_s=1.0).read_text(encoding="utf-8"))
+    assert registro["fumaca"] is True
+    monkeypatch.delenv("LLM_FUMACA")
+    registro = json.loads(save_results("99-teste", {"acuracia": 0.5}, tempo_s=1.0).read_text(encoding="utf-8"))
+    assert "fumaca" not in registro
+
+
+def test_notebooks_leem_a_configuracao_do_modo_por_mode_settings():
+    """Um `cfg = CONFIG[modo]` escaparia do teste de fumaça: toda configuração de modo passa por mode_settings."""
+    import json
+    import re
+
+    direto = re.compile(r"^\s*cfg\w*\s*=\s*[A-Z_]+\[", re.MULTILINE)
+    for caminho in sorted(RAIZ.glob("0*-*/notebook.ipynb")):
+        celulas = json.loads(caminho.read_text(encoding="utf-8"))["cells"]
+        for celula in celulas:
+            fonte = "".join(celula["source"])
+            assert not direto.search(fonte), f"{caminho.parent.name}: {direto.search(fonte).group(0).strip()}"
+
+
 # ---------------------------------------------------------------- barra de progresso
 
 def _redesenhos(barra_de_teste) -> int:

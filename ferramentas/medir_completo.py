@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Mede o modo completo numa GPU: roda os notebooks de cima a baixo e grava tempo, pico de memória e métricas.
+
+Para os mantenedores, numa máquina com GPU CUDA. Cada notebook roda num kernel novo, em memória: os arquivos
+`.ipynb` não mudam (as saídas gravadas neles são as do modo rápido). O ambiente é LLM_MODO=completo, com os
+checkpoints em `artefatos/completo/` (os capítulos 06–08 reaproveitam os do 05 e do 07, como um aluno no Colab).
+Para cada capítulo ficam registrados:
+
+- o tempo de parede do notebook inteiro e o pico de memória da GPU (lido do `nvidia-smi` a cada meio segundo,
+  então conta também os processos do `torchrun` do 08);
+- as métricas que o notebook gravou, copiadas para `artefatos/resultados/completo/<capítulo>.json`.
+
+No fim, uma tabela em Markdown é impressa e gravada em `artefatos/resultados/completo/medicao.md`. Os resultados
+do modo rápido, em `artefatos/resultados/*.json`, não são tocados.
+
+Sem acesso ao Hugging Face, `--pesos-sinteticos` põe num espelho temporário os pesos sorteados do GPT-2 124M
+(`ferramentas/pesos_gpt2_sinteticos.py`), ao lado dos arquivos de LLM_DADOS_ESPELHO: tempos e memória valem, mas
+as métricas dos capítulos que partem do GPT-2 não medem nada (a tabela avisa).
+
+Uso:
+    python ferramentas/medir_completo.py                          # os nove capítulos
+    python ferramentas/medir_completo.py 05 06 --pesos-sinteticos
+    LLM_FUMACA=1 python ferramentas/medir_completo.py --saida /tmp/ensaio   # ensaio na CPU (teste de fumaça)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+RAIZ = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(RAIZ / "ferramentas"))
+from executar import escolher  # noqa: E402
+from pesos_gpt2_sinteticos import escrever as escrever_pesos_sinteticos  # noqa: E402
+from resultados import br, resumir  # noqa: E402
+
+
+class PicoDaGPU:
+    """Lê a memória usada da GPU pelo `nvidia-smi` a cada `intervalo` segundos e guarda o maior valor (em GB)."""
+
+    def __init__(self, intervalo: float = 0.5):
+        self.intervalo = intervalo
+        self.disponivel = shutil.which("nvidia-smi") is not None
+        self.pico_gb: float | None = None
+        self._parar = threading.Event()
+        self._linha: threading.Thread | None = None
+
+    def _ler(self) -> float | None:
+        try:
+            saida = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                                   capture_output=True, text=True, timeout=10).stdout
+            return max(float(v) for v in saida.split()) / 1024
+        except (OSError, ValueError, subprocess.SubprocessError):
+            return None
+
+    def _vigiar_uma_vez(self) -> None:
+        usado = self._ler()
+        if usado is not None:
+            self.pico_gb = usado if self.pico_gb is None else max(self.pico_gb, usado)
+
+    def _vigiar(self) -> None:
+        while not self._parar.is_set():
+            self._vigiar_uma_vez()
+            self._parar.wait(self.intervalo)
+
+    def __enter__(self) -> "PicoDaGPU":
+        if self.disponivel:
+            self._linha = threading.Thread(target=self._vigiar, daemon=True)
+            self._linha.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._parar.set()
+        if self._linha is not None:
+            self._linha.join()
+
+
+def espelho_com_pesos_sinteticos(origem: Path, pasta: Path) -> Path:
+    """Um espelho em `pasta` com links para os arquivos de `origem` e os pesos sorteados do GPT-2 124M."""
+    pasta.mkdir(parents=True, exist_ok=True)
+    for item in origem.iterdir():
+        if item.name != "openai-community":
+            (pasta / item.name).symlink_to(item.resolve())
+    escrever_pesos_sinteticos(pasta, "gpt2")
+    return pasta
+
+
+def rodar_capitulo(capitulo: str, tempo_limite: int) -> tuple[str, float, float | None]:
+    """Executa o notebook num kernel novo, sem gravar o arquivo. Devolve (situação, segundos, pico da GPU em GB)."""
+    caminho = RAIZ / capitulo / "notebook.ipynb"
+    nb = nbformat.read(caminho, as_version=4)
+    cliente = NotebookClient(nb, timeout=tempo_limite, kernel_name="python3",
+                             resources={"metadata": {"path": str(caminho.parent)}})
+    inicio = time.perf_counter()
+    with PicoDaGPU() as pico:
+        try:
+            cliente.execute()
+            situacao = "ok"
+        except CellTimeoutError:
+            situacao = f"passou de {tempo_limite} s numa célula"
+        except CellExecutionError as erro:
+            ultima = [linha for linha in str(erro).strip().splitlines() if linha.strip()][-1:]
+            situacao = "erro: " + (ultima[0][:150] if ultima else "uma célula falhou")
+    return situacao, time.perf_counter() - inicio, pico.pico_gb
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("capitulos", nargs="*", help="capítulos (nome ou número; padrão: todos)")
+    parser.add_argument("--pesos-sinteticos", action="store_true",
+                        help="usar pesos sorteados do GPT-2 124M (máquina sem acesso ao Hugging Face)")
+    parser.add_argument("--saida", type=Path, default=RAIZ / "artefatos",
+                        help="pasta base: checkpoints em SAIDA/completo, resultados em SAIDA/resultados/completo")
+    parser.add_argument("--tempo-limite", type=int, default=1800, help="segundos por célula (padrão 1800)")
+    args = parser.parse_args(argv)
+
+    trabalho = args.saida / "completo"
+    destino = args.saida / "resultados" / "completo"
+    destino.mkdir(parents=True, exist_ok=True)
+    os.environ.update({"LLM_MODO": "completo", "LLM_ARTEFATOS": str(trabalho), "MPLBACKEND": "Agg",
+                       "PYTHONUNBUFFERED": "1"})
+    temporaria = None
+    if args.pesos_sinteticos:
+        origem = Path(os.environ.get("LLM_DADOS_ESPELHO") or RAIZ / "dados-cache")
+        temporaria = Path(tempfile.mkdtemp(prefix="medir-completo-"))
+        os.environ["LLM_DADOS_ESPELHO"] = str(espelho_com_pesos_sinteticos(origem.resolve(), temporaria / "espelho"))
+        os.environ["LLM_CACHE_DIR"] = str(temporaria / "cache")   # os pesos sorteados nunca vão para o cache real
+
+    import torch
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "sem GPU CUDA"
+    fumaca = os.environ.get("LLM_FUMACA", "").strip().lower() in ("1", "true", "sim")
+    print(f"modo completo em {gpu}" + (" | LLM_FUMACA=1 (ensaio: números sem valor)" if fumaca else ""), flush=True)
+
+    linhas = ["| capítulo | situação | tempo (s) | pico da GPU (GB) | métricas |", "|---|---|---|---|---|"]
+    falhas = 0
+    inicio_total = time.perf_counter()
+    try:
+        for capitulo in escolher(args.capitulos):
+            print(f"{capitulo}...", flush=True)
+            gravado = trabalho / "resultados" / f"{capitulo}.json"
+            gravado.unlink(missing_ok=True)
+            situacao, segundos, pico = rodar_capitulo(capitulo, args.tempo_limite)
+            falhas += situacao != "ok"
+            metricas = "—"
+            if gravado.exists():
+                registro = json.loads(gravado.read_text(encoding="utf-8"))
+                registro.update({"tempo_notebook_s": round(segundos, 1), "pico_gpu_gb": pico and round(pico, 2),
+                                 "pesos_gpt2_sinteticos": args.pesos_sinteticos})
+                (destino / gravado.name).write_text(json.dumps(registro, ensure_ascii=False, indent=2),
+                                                    encoding="utf-8")
+                try:
+                    metricas = resumir(registro)
+                except SystemExit as erro:
+                    metricas = str(erro)
+            pico_texto = "—" if pico is None else br(pico, 1)
+            linhas.append(f"| {capitulo} | {situacao} | {br(segundos, 1)} | {pico_texto} | {metricas} |")
+            print(f"  {situacao} em {segundos:.1f} s; pico da GPU: {pico_texto} GB", flush=True)
+    finally:
+        if temporaria is not None:
+            shutil.rmtree(temporaria, ignore_errors=True)
+
+    total = time.perf_counter() - inicio_total
+    cabecalho = [f"Modo completo em {gpu}, {time.strftime('%Y-%m-%d')}, torch {torch.__version__}: "
+                 f"{br(total / 60, 1)} min no total."]
+    if args.pesos_sinteticos:
+        cabecalho.append("Pesos do GPT-2 sorteados (sem o Hugging Face): as métricas de 06–08 não medem o GPT-2.")
+    if fumaca:
+        cabecalho.append("LLM_FUMACA=1: ensaio com poucos passos e poucos dados; nenhum número mede nada.")
+    texto = "\n".join([*cabecalho, "", *linhas]) + "\n"
+    (destino / "medicao.md").write_text(texto, encoding="utf-8")
+    print("\n" + texto)
+    return 1 if falhas else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

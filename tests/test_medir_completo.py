@@ -1,0 +1,49 @@
+"""A ferramenta que mede o modo completo numa GPU (ferramentas/medir_completo.py), ensaiada na CPU."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+RAIZ = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(RAIZ / "ferramentas"))
+import medir_completo  # noqa: E402
+
+
+def test_pico_da_gpu_e_o_maior_valor_lido_do_nvidia_smi(tmp_path, monkeypatch):
+    """Um `nvidia-smi` de mentira devolve 1000, 3000 e 2000 MiB (duas GPUs na última leitura): o pico é 3000 MiB."""
+    leituras = tmp_path / "leituras"
+    leituras.write_text("1000\n3000\n2000 1500\n")
+    falso = tmp_path / "nvidia-smi"
+    falso.write_text(f"#!/bin/sh\nlinha=$(head -n 1 {leituras})\n[ -n \"$linha\" ] && sed -i 1d {leituras}\n"
+                     "echo ${linha:-0}\n")
+    falso.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    vigia = medir_completo.PicoDaGPU(intervalo=0.01)
+    assert vigia.disponivel
+    for _ in range(4):
+        vigia._vigiar_uma_vez()
+    assert vigia.pico_gb == 3000 / 1024
+
+
+def test_sem_nvidia_smi_nao_ha_pico(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with medir_completo.PicoDaGPU() as vigia:
+        pass
+    assert not vigia.disponivel and vigia.pico_gb is None
+
+
+def test_ensaio_na_cpu_grava_resultados_e_tabela_sem_tocar_nos_versionados(tmp_path):
+    """O capítulo 00 no modo completo, com LLM_FUMACA=1: o notebook roda, o registro e a tabela ficam em SAIDA."""
+    versionados = sorted((RAIZ / "artefatos" / "resultados").glob("*.json"))
+    antes = {p: p.read_bytes() for p in versionados}
+    ambiente = {**os.environ, "LLM_FUMACA": "1"}
+    saida = subprocess.run([sys.executable, str(RAIZ / "ferramentas" / "medir_completo.py"), "00", "--saida",
+                            str(tmp_path)], capture_output=True, text=True, env=ambiente, timeout=600)
+    assert saida.returncode == 0, saida.stdout + saida.stderr
+    registro = json.loads((tmp_path / "resultados" / "completo" / "00-oficina.json").read_text(encoding="utf-8"))
+    assert registro["modo"] == "completo" and registro["fumaca"] is True and registro["tempo_notebook_s"] > 0
+    tabela = (tmp_path / "resultados" / "completo" / "medicao.md").read_text(encoding="utf-8")
+    assert "| 00-oficina | ok |" in tabela and "acurácia de teste nas espirais" in tabela
+    assert "LLM_FUMACA=1" in tabela and "| 00-oficina | ok |" in saida.stdout
+    assert {p: p.read_bytes() for p in versionados} == antes
