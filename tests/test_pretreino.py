@@ -427,7 +427,7 @@ def test_sem_checkpoint_nem_gpt2_o_modelo_base_e_pre_treinado_no_tamanho_rapido(
                            "drop_rate": 0.0, "qkv_bias": False},
                  "val_books": ["reliquias"], "batch_size": 4, "lr": 1e-2, "min_lr": 1e-3,
                  "warmup_steps": 2, "grad_clip": 1.0, "weight_decay": 0.1, "num_epochs": 1, "max_steps": 20,
-                 "max_seconds": None, "eval_freq": 10, "eval_iter": 2}
+                 "max_seconds": None, "eval_freq": 10, "eval_iter": 2, "train_chars": None, "val_chars": None}
     monkeypatch.setitem(pretreino.PRETRAIN_SETTINGS, "rapido", minusculo)
     monkeypatch.setattr(pretreino, "TRAIN_BOOKS", ["domCasmurro"])
     monkeypatch.setattr(pretreino, "GPT2_WEIGHTS_URL", "http://127.0.0.1:9/{size}/model.safetensors")
