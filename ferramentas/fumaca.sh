@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Teste de fumaça do modo completo na CPU (para os mantenedores; ainda fora do .ci/run).
+# Teste de fumaça do modo completo na CPU (para os mantenedores; o .ci/run o roda depois do conjunto rápido).
 #
 # Roda os notebooks com LLM_MODO=completo e LLM_FUMACA=1: todas as configurações e caminhos do modo completo,
 # mas poucos passos, poucos dados e poucas avaliações (SMOKE_LIMITS, capítulo 00). Os pesos do GPT-2 vêm de um

@@ -60,10 +60,11 @@ def get_mode() -> str:
 # configurações de um capítulo, fica com no máximo este valor; None ("tudo") também vira este valor.
 SMOKE_LIMITS = {
     "max_steps": 2, "steps": 2, "num_epochs": 1, "max_epochs": 1, "warmup_steps": 1, "batch_size": 2,  # treino
-    "eval_freq": 1, "eval_every": 1, "eval_iter": 1, "eval_batches": 1, "eval_texts": 8,             # avaliação
+    "eval_freq": 2, "eval_every": 2, "eval_iter": 1, "eval_batches": 1, "eval_texts": 4,             # avaliação
     "max_new_tokens": 4, "samples": 1, "repeats": 1,
     "train_pairs": 16, "train_examples": 8, "train_chars": 60_000, "val_chars": 20_000,             # dados
-    "corpus_tokens": 6_000, "pairs_per_task": 2, "val_pairs_per_task": 1, "per_size": 2, "per_phrasing": 2,
+    "corpus_tokens": 6_000, "pairs_per_task": 1, "val_pairs_per_task": 1, "per_size": 2, "per_phrasing": 1,
+    "passages": 8,                                                                                # acervo do RAG
 }
 SMOKE_SEEDS = 2          # listas de sementes ficam com as duas primeiras (ainda dá para medir a variação)
 

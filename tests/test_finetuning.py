@@ -306,6 +306,34 @@ def test_train_classifier_simple_aprende_uma_regra_facil(tokenizer, capsys, pool
     assert "época 3: acurácia na validação inteira 100.0%" in saida.out + saida.err
 
 
+class OtimizadorContador:
+    """AdamW que conta quantas vezes deu um passo."""
+
+    def __init__(self, modelo):
+        self.adamw, self.passos = torch.optim.AdamW(modelo.parameters(), lr=1e-3), 0
+
+    def zero_grad(self):
+        self.adamw.zero_grad()
+
+    def step(self):
+        self.passos += 1
+        self.adamw.step()
+
+
+@pytest.mark.parametrize("max_steps, epocas_medidas", [(3, 1), (6, 2), (5, 2), (None, 3)])
+def test_max_steps_encerra_o_treino_e_mede_a_epoca_interrompida(tokenizer, max_steps, epocas_medidas):
+    torch.manual_seed(0)
+    loader = torch.utils.data.DataLoader(dados_faceis(tokenizer, n=16), batch_size=8)   # 4 lotes por época
+    modelo = add_classification_head(GPTModel(CONFIG_PEQUENA))
+    otimizador = OtimizadorContador(modelo)
+    historico = train_classifier_simple(modelo, loader, loader, otimizador, "cpu", num_epochs=3, eval_freq=2,
+                                        eval_iter=1, pad_token_id=PAD, max_steps=max_steps)
+    passos = 12 if max_steps is None else max_steps
+    assert otimizador.passos == passos
+    assert historico[4] == [8 * (passo + 1) for passo in range(0, passos, 2)]   # avalia nos passos 0, 2, 4...
+    assert len(historico[5]) == epocas_medidas
+
+
 class Sabotador:
     """Otimiza normalmente por `passos_bons` passos; depois inverte a cabeça (as previsões se invertem)."""
 
