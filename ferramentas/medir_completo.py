@@ -13,6 +13,10 @@ Para cada capítulo ficam registrados:
 No fim, uma tabela em Markdown é impressa e gravada em `artefatos/resultados/completo/medicao.md`. Os resultados
 do modo rápido, em `artefatos/resultados/*.json`, não são tocados.
 
+Os empréstimos de GPU costumam ser curtos, então a medição tem um orçamento de tempo total (`--orcamento`, padrão
+570 s): quando ele acaba, o notebook em execução é interrompido (o kernel recebe um Ctrl-C) e os capítulos que
+faltam ficam na tabela como "não rodou". O que já foi medido fica gravado, e a saída termina com código 1.
+
 Sem acesso ao Hugging Face, `--pesos-sinteticos` põe num espelho temporário os pesos sorteados do GPT-2 124M
 (`ferramentas/pesos_gpt2_sinteticos.py`), ao lado dos arquivos de LLM_DADOS_ESPELHO: tempos e memória valem, mas
 as métricas dos capítulos que partem do GPT-2 não medem nada (a tabela avisa).
@@ -28,6 +32,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -96,12 +101,31 @@ def espelho_com_pesos_sinteticos(origem: Path, pasta: Path) -> Path:
     return pasta
 
 
-def rodar_capitulo(capitulo: str, tempo_limite: int) -> tuple[str, float, float | None]:
-    """Executa o notebook num kernel novo, sem gravar o arquivo. Devolve (situação, segundos, pico da GPU em GB)."""
+def interromper_kernel(cliente: NotebookClient) -> bool:
+    """Manda um Ctrl-C (SIGINT) ao kernel local do `cliente`, como o botão de parar do Jupyter. True se mandou."""
+    processo = getattr(getattr(getattr(cliente, "km", None), "provisioner", None), "process", None)
+    if processo is None or processo.poll() is not None:
+        return False
+    processo.send_signal(signal.SIGINT)
+    return True
+
+
+def rodar_capitulo(capitulo: str, tempo_limite: int, prazo: float | None = None) -> tuple[str, float, float | None]:
+    """Executa o notebook num kernel novo, sem gravar o arquivo. Devolve (situação, segundos, pico da GPU em GB).
+
+    `tempo_limite` é o teto de cada célula; `prazo`, o do notebook inteiro (segundos): passado o prazo, o kernel
+    é interrompido e a situação diz isso.
+    """
     caminho = RAIZ / capitulo / "notebook.ipynb"
     nb = nbformat.read(caminho, as_version=4)
     cliente = NotebookClient(nb, timeout=tempo_limite, kernel_name="python3",
                              resources={"metadata": {"path": str(caminho.parent)}})
+    interrompido = threading.Event()
+    relogio = None
+    if prazo is not None:
+        relogio = threading.Timer(prazo, lambda: interromper_kernel(cliente) and interrompido.set())
+        relogio.daemon = True
+        relogio.start()
     inicio = time.perf_counter()
     with PicoDaGPU() as pico:
         try:
@@ -112,6 +136,11 @@ def rodar_capitulo(capitulo: str, tempo_limite: int) -> tuple[str, float, float 
         except CellExecutionError as erro:
             ultima = [linha for linha in str(erro).strip().splitlines() if linha.strip()][-1:]
             situacao = "erro: " + (ultima[0][:150] if ultima else "uma célula falhou")
+        finally:
+            if relogio is not None:
+                relogio.cancel()
+    if interrompido.is_set() and situacao != "ok":
+        situacao = f"interrompido: acabou o orçamento ({prazo:.0f} s restavam)"
     return situacao, time.perf_counter() - inicio, pico.pico_gb
 
 
@@ -123,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--saida", type=Path, default=RAIZ / "artefatos",
                         help="pasta base: checkpoints em SAIDA/completo, resultados em SAIDA/resultados/completo")
     parser.add_argument("--tempo-limite", type=int, default=1800, help="segundos por célula (padrão 1800)")
+    parser.add_argument("--orcamento", type=float, default=570,
+                        help="segundos para a medição inteira (padrão 570); o que passar disso é interrompido")
     args = parser.parse_args(argv)
 
     trabalho = args.saida / "completo"
@@ -147,10 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     inicio_total = time.perf_counter()
     try:
         for capitulo in escolher(args.capitulos):
+            restante = args.orcamento - (time.perf_counter() - inicio_total)
+            if restante <= 0:
+                falhas += 1
+                linhas.append(f"| {capitulo} | não rodou: acabou o orçamento de {args.orcamento:.0f} s | — | — | — |")
+                print(f"{capitulo}: não rodou (acabou o orçamento de {args.orcamento:.0f} s)", flush=True)
+                continue
             print(f"{capitulo}...", flush=True)
             gravado = trabalho / "resultados" / f"{capitulo}.json"
             gravado.unlink(missing_ok=True)
-            situacao, segundos, pico = rodar_capitulo(capitulo, args.tempo_limite)
+            situacao, segundos, pico = rodar_capitulo(capitulo, args.tempo_limite, restante)
             falhas += situacao != "ok"
             metricas = "—"
             if gravado.exists():
@@ -172,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
     total = time.perf_counter() - inicio_total
     cabecalho = [f"Modo completo em {gpu}, {time.strftime('%Y-%m-%d')}, torch {torch.__version__}: "
-                 f"{br(total / 60, 1)} min no total."]
+                 f"{br(total / 60, 1)} min no total (orçamento: {br(args.orcamento / 60, 1)} min)."]
     if args.pesos_sinteticos:
         cabecalho.append("Pesos do GPT-2 sorteados (sem o Hugging Face): as métricas de 06–08 não medem o GPT-2.")
     if fumaca:

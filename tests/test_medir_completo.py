@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
+
 RAIZ = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(RAIZ / "ferramentas"))
 import medir_completo  # noqa: E402
@@ -47,3 +49,36 @@ def test_ensaio_na_cpu_grava_resultados_e_tabela_sem_tocar_nos_versionados(tmp_p
     assert "| 00-oficina | ok |" in tabela and "acurácia de teste nas espirais" in tabela
     assert "LLM_FUMACA=1" in tabela and "| 00-oficina | ok |" in saida.stdout
     assert {p: p.read_bytes() for p in versionados} == antes
+
+
+
+def notebook_de_teste(raiz: Path, *fontes: str) -> str:
+    pasta = raiz / "99-teste"
+    pasta.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f) for f in fontes]),
+                   pasta / "notebook.ipynb")
+    return pasta.name
+
+
+def test_o_prazo_interrompe_o_notebook_e_a_situacao_diz_por_que(tmp_path, monkeypatch):
+    """Um notebook que dormiria 120 s é interrompido pelo prazo de 8 s (Ctrl-C no kernel), não pelo teto da célula."""
+    capitulo = notebook_de_teste(tmp_path, "x = 1", "import time\ntime.sleep(120)")
+    monkeypatch.setattr(medir_completo, "RAIZ", tmp_path)
+    situacao, segundos, _ = medir_completo.rodar_capitulo(capitulo, tempo_limite=600, prazo=8)
+    assert situacao.startswith("interrompido: acabou o orçamento") and 8 <= segundos < 60
+
+
+def test_notebook_que_cabe_no_prazo_termina_ok(tmp_path, monkeypatch):
+    capitulo = notebook_de_teste(tmp_path, "x = 1", "assert x == 1")
+    monkeypatch.setattr(medir_completo, "RAIZ", tmp_path)
+    situacao, segundos, _ = medir_completo.rodar_capitulo(capitulo, tempo_limite=600, prazo=120)
+    assert situacao == "ok" and segundos < 60
+
+
+def test_sem_orcamento_os_capitulos_nao_rodam_e_a_tabela_diz(tmp_path):
+    saida = subprocess.run([sys.executable, str(RAIZ / "ferramentas" / "medir_completo.py"), "00", "01", "--saida",
+                            str(tmp_path), "--orcamento", "0"], capture_output=True, text=True, timeout=300)
+    assert saida.returncode == 1, saida.stdout + saida.stderr
+    tabela = (tmp_path / "resultados" / "completo" / "medicao.md").read_text(encoding="utf-8")
+    assert tabela.count("não rodou: acabou o orçamento de 0 s") == 2
+    assert not (tmp_path / "resultados" / "completo" / "00-oficina.json").exists()
