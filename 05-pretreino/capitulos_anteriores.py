@@ -16,14 +16,14 @@ if _RAIZ not in sys.path:
 from llm_do_zero.oficina import (
     amp_settings, artifacts_dir, cache_dir, COMPLETO_MIN_GPU_GB, DATA_FILES, describe_device, download_file,
     DownloadError, free_gpu_memory, get_data_file, get_device, get_mode, gpu_peak_memory, mode_settings,
-    MODOS, progress_bar, project_root, save_results, set_seed, sha256_of, SMOKE_LIMITS, SMOKE_SEEDS,
-    smoke_test, synchronize,
+    MODOS, OFICINA_CHECKS, progress_bar, project_root, save_results, set_seed, sha256_of, SMOKE_LIMITS,
+    SMOKE_SEEDS, smoke_test, synchronize,
 )
-from llm_do_zero.estatistica import load_text, MACHADO_BOOKS, perplexity, wilson_interval
+from llm_do_zero.estatistica import ESTATISTICA_CHECKS, load_text, MACHADO_BOOKS, perplexity, wilson_interval
 from llm_do_zero.tokens import (
     BPETokenizer, cooccurrence_counts, course_bpe, course_tokenizer, COURSE_VOCAB_SIZE, create_dataloader,
     gpt2_bytes_to_unicode, gpt2_pretokenizer, GPT2_SPLIT_PATTERN, GPTDataset, HELD_OUT_BOOKS, pad_batch, ppmi,
-    sinusoidal_position_encoding, train_bpe_naive,
+    sinusoidal_position_encoding, TOKENS_CHECKS, train_bpe_naive,
 )
 from llm_do_zero.atencao import attention_weights, copy_task_batch, MultiHeadAttention
 from llm_do_zero.gpt import (

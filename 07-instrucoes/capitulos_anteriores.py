@@ -16,14 +16,14 @@ if _RAIZ not in sys.path:
 from llm_do_zero.oficina import (
     amp_settings, artifacts_dir, cache_dir, COMPLETO_MIN_GPU_GB, DATA_FILES, describe_device, download_file,
     DownloadError, free_gpu_memory, get_data_file, get_device, get_mode, gpu_peak_memory, mode_settings,
-    MODOS, progress_bar, project_root, save_results, set_seed, sha256_of, SMOKE_LIMITS, SMOKE_SEEDS,
-    smoke_test, synchronize,
+    MODOS, OFICINA_CHECKS, progress_bar, project_root, save_results, set_seed, sha256_of, SMOKE_LIMITS,
+    SMOKE_SEEDS, smoke_test, synchronize,
 )
-from llm_do_zero.estatistica import load_text, MACHADO_BOOKS, perplexity, wilson_interval
+from llm_do_zero.estatistica import ESTATISTICA_CHECKS, load_text, MACHADO_BOOKS, perplexity, wilson_interval
 from llm_do_zero.tokens import (
     BPETokenizer, cooccurrence_counts, course_bpe, course_tokenizer, COURSE_VOCAB_SIZE, create_dataloader,
     gpt2_bytes_to_unicode, gpt2_pretokenizer, GPT2_SPLIT_PATTERN, GPTDataset, HELD_OUT_BOOKS, pad_batch, ppmi,
-    sinusoidal_position_encoding, train_bpe_naive,
+    sinusoidal_position_encoding, TOKENS_CHECKS, train_bpe_naive,
 )
 from llm_do_zero.atencao import attention_weights, copy_task_batch, MultiHeadAttention
 from llm_do_zero.gpt import (
@@ -32,17 +32,20 @@ from llm_do_zero.gpt import (
     text_to_token_ids, token_ids_to_text, TransformerBlock,
 )
 from llm_do_zero.pretreino import (
-    base_checkpoint_path, BASE_SOURCES, best_bigram_k, bigram_loss, bigram_token_losses, bits_per_char,
-    calc_loss_batch, calc_loss_loader, create_pretraining_loaders, download_gpt2_weights, evaluate_model,
-    generate, generate_and_print_sample, gpt2_config, gpt2_expected_shapes, GPT2_SIZES, GPT2_WEIGHTS_URL,
-    load_base_model, load_checkpoint, load_gpt2, load_pretraining_texts, pretrain_base_model,
-    PRETRAIN_SETTINGS, save_checkpoint, tokenizer_from_state, tokenizer_state, TRAIN_BOOKS,
-    train_model_simple, unigram_loss, warmup_cosine_lr,
+    autocast_context, base_checkpoint_path, BASE_SOURCES, batch_size_of, best_bigram_k, BIGRAM_K_CANDIDATES,
+    bigram_loss, bigram_loss_on_windows, bigram_pair_losses, bigram_token_losses, bits_per_char,
+    calc_loss_batch, calc_loss_loader, course_base_dir, COURSE_BASE_FILE, COURSE_BASE_SETTINGS,
+    create_pretraining_loaders, download_gpt2_weights, evaluate_model, full_eval_steps, generate,
+    generate_and_print_sample, gpt2_config, gpt2_expected_shapes, GPT2_SIZES, GPT2_WEIGHTS_URL,
+    load_base_model, load_checkpoint, load_course_base_model, load_gpt2, load_pretraining_texts,
+    pretrain_base_model, PRETRAIN_CHECKS, PRETRAIN_SETTINGS, save_checkpoint, save_course_base_model,
+    tokenizer_from_state, tokenizer_state, TRAIN_BOOKS, train_loop, train_model_simple, unigram_loss,
+    warmup_cosine_lr,
 )
 from llm_do_zero.finetuning import (
     add_classification_head, calc_accuracy_loader, calc_loss_batch_classifier, calc_loss_loader_classifier,
     classifier_logits, classifier_param_groups, classify_text, embedding_bag_device, evaluate_classifier,
-    FAKEBR_LABELS, FAKEBR_PAIRS, FAKEBR_ZIP, FakeNewsDataset, LinearWithLoRA, load_fakebr, LoRALayer,
-    normalize_examples, normalize_spaces, POOLINGS, replace_linear_with_lora, sample_pairs, split_by_pair,
-    train_classifier_simple,
+    FAKEBR_LABELS, FAKEBR_PAIRS, FAKEBR_ZIP, FakeNewsDataset, FINETUNE_CHECKS, LinearWithLoRA, load_fakebr,
+    LoRALayer, normalize_examples, normalize_spaces, POOLINGS, replace_linear_with_lora, sample_pairs,
+    split_by_pair, train_classifier_simple,
 )

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,8 +95,27 @@ def executar(capitulo: str, tempo_limite: int) -> float:
         cliente.execute()
     finally:
         limpar(nb)
-        nbformat.write(nb, caminho)
+        gravar(nb, caminho)
     return time.perf_counter() - inicio
+
+
+def gravar(nb, caminho: Path) -> None:
+    """Grava o notebook de forma atômica: um `.part` novo na mesma pasta, renomeado por cima no fim.
+
+    Uma interrupção no meio da gravação (Ctrl-C, disco cheio) deixa o notebook antigo inteiro, nunca um JSON
+    pela metade. O arquivo novo fica com as permissões do antigo.
+    """
+    descritor, nome = tempfile.mkstemp(prefix=caminho.name + ".", suffix=".part", dir=caminho.parent)
+    try:
+        with os.fdopen(descritor, "w", encoding="utf-8") as arquivo:
+            nbformat.write(nb, arquivo)
+        if caminho.exists():
+            shutil.copymode(caminho, nome)
+        else:
+            os.chmod(nome, 0o644)
+        os.replace(nome, caminho)
+    finally:
+        Path(nome).unlink(missing_ok=True)
 
 
 def main() -> int:

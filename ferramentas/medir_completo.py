@@ -19,7 +19,25 @@ faltam ficam na tabela como "não rodou". O que já foi medido fica gravado, e a
 
 Sem acesso ao Hugging Face, `--pesos-sinteticos` põe num espelho temporário os pesos sorteados do GPT-2 124M
 (`ferramentas/pesos_gpt2_sinteticos.py`), ao lado dos arquivos de LLM_DADOS_ESPELHO: tempos e memória valem, mas
-as métricas dos capítulos que partem do GPT-2 não medem nada (a tabela avisa).
+as métricas dos capítulos que partem do GPT-2 não medem nada (a tabela avisa). O espelho temporário recria as
+pastas do espelho de verdade e só liga arquivos, então os pesos sorteados nunca chegam ao espelho de verdade.
+
+Uma execução que não mede o GPT-2 de verdade (`--pesos-sinteticos`, ou `LLM_FUMACA=1`) grava seus checkpoints e
+downloads numa pasta temporária, apagada no fim: nenhum checkpoint treinado a partir de pesos sorteados (ou com
+poucos passos) fica em `SAIDA/completo/`, onde uma medição de verdade o reaproveitaria. Só os resultados
+(marcados com `pesos_gpt2_sinteticos` e `fumaca`) vão para `SAIDA/resultados/completo/`.
+
+Variáveis de ambiente (para rodar sem internet, como no `.ci/run`):
+    LLM_DADOS_ESPELHO    pasta com a cópia dos dados (`machado/…`, `gpt2/…`, `Fake.br-Corpus-master.zip` e, se
+                         houver, `openai-community/gpt2/model.safetensors`); sem ela, os dados vêm da internet.
+                         Com `--pesos-sinteticos`, ela precisa ser uma pasta (sem ela, vale `dados-cache/` do
+                         repositório, se existir; senão, um erro explica o que fazer).
+    TIKTOKEN_CACHE_DIR   pasta com os arquivos do tokenizador do GPT-2 no formato do cache do tiktoken
+                         (por exemplo `$LLM_DADOS_ESPELHO/tiktoken`); sem ela, o tiktoken os baixa.
+    LLM_CACHE_DIR        onde guardar os downloads (padrão `dados-cache/`); com `--pesos-sinteticos` ou
+                         `LLM_FUMACA=1`, uma pasta temporária.
+    LLM_FUMACA=1         ensaio na CPU: todos os caminhos do modo completo com poucos passos (números sem valor).
+    LLM_MODO e LLM_ARTEFATOS são definidos pela própria ferramenta (`completo` e `SAIDA/completo`).
 
 Uso:
     python ferramentas/medir_completo.py                          # os nove capítulos
@@ -47,6 +65,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError
 RAIZ = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(RAIZ / "ferramentas"))
 from executar import escolher  # noqa: E402
+from pesos_gpt2_sinteticos import caminho_dos_pesos, montar_espelho  # noqa: E402
 from pesos_gpt2_sinteticos import escrever as escrever_pesos_sinteticos  # noqa: E402
 from resultados import br, resumir  # noqa: E402
 
@@ -92,13 +111,35 @@ class PicoDaGPU:
 
 
 def espelho_com_pesos_sinteticos(origem: Path, pasta: Path) -> Path:
-    """Um espelho em `pasta` com links para os arquivos de `origem` e os pesos sorteados do GPT-2 124M."""
-    pasta.mkdir(parents=True, exist_ok=True)
-    for item in origem.iterdir():
-        if item.name != "openai-community":
-            (pasta / item.name).symlink_to(item.resolve())
+    """Um espelho em `pasta` (nova) com as pastas de `origem` recriadas, links só para os arquivos, e os pesos
+    sorteados do GPT-2 124M num arquivo novo: nenhuma escrita em `pasta` segue um link de volta para `origem`."""
+    montar_espelho(origem, pasta, sem=(caminho_dos_pesos(Path(), "gpt2").as_posix(),))
     escrever_pesos_sinteticos(pasta, "gpt2")
     return pasta
+
+
+def achar_espelho() -> Path | None:
+    """A pasta de LLM_DADOS_ESPELHO (relativa à pasta atual ou à raiz do repositório), se existir."""
+    bruto = os.environ.get("LLM_DADOS_ESPELHO")
+    if not bruto:
+        return None
+    for candidato in (Path(bruto), RAIZ / bruto):
+        if candidato.is_dir():
+            return candidato.resolve()
+    return None
+
+
+def gravar_texto(caminho: Path, texto: str) -> None:
+    """Grava `texto` em `caminho` de forma atômica: um `.part` novo ao lado, renomeado no fim."""
+    caminho.parent.mkdir(parents=True, exist_ok=True)
+    descritor, nome = tempfile.mkstemp(prefix=caminho.name + ".", suffix=".part", dir=caminho.parent)
+    try:
+        with os.fdopen(descritor, "w", encoding="utf-8") as arquivo:
+            arquivo.write(texto)
+        os.chmod(nome, 0o644)                                    # o mkstemp cria com 0600
+        os.replace(nome, caminho)
+    finally:
+        Path(nome).unlink(missing_ok=True)
 
 
 def interromper_kernel(cliente: NotebookClient) -> bool:
@@ -156,22 +197,48 @@ def main(argv: list[str] | None = None) -> int:
                         help="segundos para a medição inteira (padrão 570); o que passar disso é interrompido")
     args = parser.parse_args(argv)
 
-    trabalho = args.saida / "completo"
-    destino = args.saida / "resultados" / "completo"
-    destino.mkdir(parents=True, exist_ok=True)
-    os.environ.update({"LLM_MODO": "completo", "LLM_ARTEFATOS": str(trabalho), "MPLBACKEND": "Agg",
-                       "PYTHONUNBUFFERED": "1"})
-    temporaria = None
+    fumaca = os.environ.get("LLM_FUMACA", "").strip().lower() in ("1", "true", "sim")
+    origem = None
     if args.pesos_sinteticos:
-        origem = Path(os.environ.get("LLM_DADOS_ESPELHO") or RAIZ / "dados-cache")
-        temporaria = Path(tempfile.mkdtemp(prefix="medir-completo-"))
-        os.environ["LLM_DADOS_ESPELHO"] = str(espelho_com_pesos_sinteticos(origem.resolve(), temporaria / "espelho"))
-        os.environ["LLM_CACHE_DIR"] = str(temporaria / "cache")   # os pesos sorteados nunca vão para o cache real
+        if os.environ.get("LLM_DADOS_ESPELHO"):
+            origem = achar_espelho()
+            motivo = f"LLM_DADOS_ESPELHO={os.environ['LLM_DADOS_ESPELHO']!r} não é uma pasta"
+        else:                                                    # sem espelho: a cópia local dos downloads
+            origem = RAIZ / "dados-cache" if (RAIZ / "dados-cache").is_dir() else None
+            motivo = "LLM_DADOS_ESPELHO não está definida e não há dados-cache/ no repositório"
+        if origem is None:
+            parser.error(f"--pesos-sinteticos precisa do espelho dos dados ({motivo}): os pesos sorteados vão "
+                         f"num espelho temporário ao lado de uma cópia dos dados. Aponte LLM_DADOS_ESPELHO para "
+                         f"ela, por exemplo LLM_DADOS_ESPELHO=../shared/dados "
+                         f"TIKTOKEN_CACHE_DIR=../shared/dados/tiktoken.")
 
     import torch
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "sem GPU CUDA"
-    fumaca = os.environ.get("LLM_FUMACA", "").strip().lower() in ("1", "true", "sim")
+    destino = args.saida / "resultados" / "completo"
+    destino.mkdir(parents=True, exist_ok=True)
+    temporaria = None
+    trabalho = args.saida / "completo"
+    if args.pesos_sinteticos or fumaca:
+        # Checkpoints de pesos sorteados ou de poucos passos não podem ficar onde uma medição de verdade os acharia.
+        temporaria = Path(tempfile.mkdtemp(prefix="medir-completo-"))
+        trabalho = temporaria / "artefatos"
+        os.environ["LLM_CACHE_DIR"] = str(temporaria / "cache")   # os pesos sorteados nunca vão para o cache real
+    os.environ.update({"LLM_MODO": "completo", "LLM_ARTEFATOS": str(trabalho), "MPLBACKEND": "Agg",
+                       "PYTHONUNBUFFERED": "1"})
+    try:
+        if origem is not None:
+            os.environ["LLM_DADOS_ESPELHO"] = str(espelho_com_pesos_sinteticos(origem, temporaria / "espelho"))
+            tiktoken = os.environ.get("TIKTOKEN_CACHE_DIR")
+            if tiktoken and Path(tiktoken).is_dir():             # o que o tiktoken gravar fica na temporária
+                os.environ["TIKTOKEN_CACHE_DIR"] = str(montar_espelho(Path(tiktoken), temporaria / "tiktoken"))
+    except BaseException:
+        shutil.rmtree(temporaria, ignore_errors=True)
+        raise
+
     print(f"modo completo em {gpu}" + (" | LLM_FUMACA=1 (ensaio: números sem valor)" if fumaca else ""), flush=True)
+    if temporaria is not None:
+        print(f"checkpoints e downloads em {temporaria} (apagada no fim; só os resultados ficam em {destino})",
+              flush=True)
 
     linhas = ["| capítulo | situação | tempo (s) | pico da GPU (GB) | métricas |", "|---|---|---|---|---|"]
     falhas = 0
@@ -194,8 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 registro = json.loads(gravado.read_text(encoding="utf-8"))
                 registro.update({"tempo_notebook_s": round(segundos, 1), "pico_gpu_gb": pico and round(pico, 2),
                                  "pesos_gpt2_sinteticos": args.pesos_sinteticos})
-                (destino / gravado.name).write_text(json.dumps(registro, ensure_ascii=False, indent=2),
-                                                    encoding="utf-8")
+                gravar_texto(destino / gravado.name, json.dumps(registro, ensure_ascii=False, indent=2))
                 try:
                     metricas = resumir(registro)
                 except SystemExit as erro:
@@ -215,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     if fumaca:
         cabecalho.append("LLM_FUMACA=1: ensaio com poucos passos e poucos dados; nenhum número mede nada.")
     texto = "\n".join([*cabecalho, "", *linhas]) + "\n"
-    (destino / "medicao.md").write_text(texto, encoding="utf-8")
+    gravar_texto(destino / "medicao.md", texto)
     print("\n" + texto)
     return 1 if falhas else 0
 

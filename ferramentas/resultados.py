@@ -49,10 +49,11 @@ DESTAQUES = {
         f"(GPT-2: {br(m['tokens_por_palavra_gpt2'])}); `from_gpt2` "
         f"{'idêntico' if m['ids_identicos_ao_tiktoken'] else 'DIFERENTE'} ao tiktoken"),
     "05-pretreino": lambda m: (
-        f"validação (livro fora do treino) {br(m['val_bits_por_caractere'], 3)} bits/caractere · tabela de bigramas "
-        f"{br(m['bigrama_bits_por_caractere'], 3)} · unigramas {br(m['unigrama_bits_por_caractere'], 3)}; "
-        f"{br(m['val_loss'], 3)} nats/token, tokenizador {m['tokenizador']} "
-        f"({br(m['tokens_por_palavra'])} tokens/palavra), {br(m['tokens_vistos'], 0)} tokens vistos"),
+        f"validação (livro fora do treino) {br(m['val_bits_por_caractere'], 3)} bits/caractere em "
+        f"{br(m['passos'], 0)} passos · tabela de bigramas {br(m['bigrama_bits_por_caractere'], 3)} · unigramas "
+        f"{br(m['unigrama_bits_por_caractere'], 3)}; modelo base do curso (06–08) "
+        f"{br(m['base_06_08_bits_por_caractere'], 3)} em {br(m['curso_passos'], 0)} passos; tokenizador "
+        f"{m['tokenizador']} ({br(m['tokens_por_palavra'])} tokens/palavra)"),
     "06-finetuning": lambda m: (
         f"acurácia de teste em texto limpo {pct(m['test_accuracy_limpo'])} ± {pct(m['test_accuracy_limpo_desvio'])} "
         f"({len(m['test_accuracy_limpo_sementes'])} sementes) · "

@@ -56,3 +56,16 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     centro = (p + z * z / (2 * n)) / (1 + z * z / n)
     meia_largura = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centro - meia_largura), min(1.0, centro + meia_largura)
+
+
+# %% 01-estatistica/notebook.ipynb · célula 61
+# O que a execução deste capítulo tem de reproduzir (capítulo 00, seção 8): contagens exatas, a rede com folga.
+ESTATISTICA_CHECKS = {
+    "capitulo": "01-estatistica",
+    "tolerancias": {"nll_teste_bigrama_rede": 0.02},
+    "conclusoes": {
+        "mais contexto, menor perplexidade": "perplexidade_uniforme > perplexidade_unigrama > perplexidade_bigrama"
+                                             " > perplexidade_trigrama",
+        "a rede aprende a mesma tabela de bigramas": "abs(nll_teste_bigrama_rede - nll_teste_bigrama_contagens) < 0.02",
+    },
+}

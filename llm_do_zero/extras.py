@@ -24,7 +24,28 @@ from llm_do_zero.instrucoes import (
 )
 
 
-# %% 08-extras/notebook.ipynb · célula 24
+# %% 08-extras/notebook.ipynb · célula 6
+# O que a execução deste capítulo tem de reproduzir (capítulo 00, seção 8). Quase tudo aqui vem de treinos curtos:
+# a folga padrão é de 3 pontos mais 5% do valor; tempos de relógio não se comparam, tamanhos e contagens são exatos.
+EXTRAS_CHECKS = {
+    "capitulo": "08-extras",
+    "padrao": (0.03, 0.05),
+    "tolerancias": {"kv_cache_speedup": None, "kv_cache_tokens_por_s": None, "kv_cache_ms_ultimo_passo": None,
+                    "kv_cache_tokens_novos": 0, "int8.mb_float32": 0, "int8.mb_int8": 0, "ddp.processos": 0,
+                    "tamanho_dataset.tokens": 0, "tamanho_dataset.fracoes": 0, "rag_palavra_chave": 1,
+                    "geracao": (0.05, 0.15), "limites.perplexidade": (0.0, 0.1)},
+    "conclusoes": {
+        "o cache de K e V acelera a geração": "kv_cache_speedup > 1.5",
+        "o int8 guarda o modelo em menos da metade dos bytes": "m('int8.mb_int8') < m('int8.mb_float32') / 2",
+        "dois processos com DDP chegam aos mesmos pesos": "m('ddp.pesos_iguais')",
+        "mais texto de treino, menor perda de validação":
+            "m('tamanho_dataset.val.3.media') < m('tamanho_dataset.val.0.media')",
+        "o BM25 acha o trecho certo muito acima do acaso": "m('rag_hit_at_k.bm25.3') > 10 * m('rag_hit_at_k.acaso.3')",
+    },
+}
+
+
+# %% 08-extras/notebook.ipynb · célula 25
 def format_chat_turn(message: str, answer: str | None = None) -> str:
     """Um turno no formato do capítulo 07: instrução e, se já houver, a resposta."""
     texto = format_input({"instrucao": message, "entrada": ""}, preambulo=False) + RESPONSE_HEADER
@@ -77,7 +98,7 @@ def conversar(model, historico: list[tuple[str, str]], mensagem: str, tokenizer,
     return resposta
 
 
-# %% 08-extras/notebook.ipynb · célula 32
+# %% 08-extras/notebook.ipynb · célula 33
 class ChatSession:
     """Uma conversa com o modelo: guarda o histórico e, a cada mensagem, chama `conversar`.
 
@@ -196,7 +217,7 @@ def show_chat(session: ChatSession) -> None:
     display(caixa)
 
 
-# %% 08-extras/notebook.ipynb · célula 48
+# %% 08-extras/notebook.ipynb · célula 49
 def sequence_logprob(model, input_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
     """Soma dos log-probabilidades que `model` dá aos tokens marcados em `response_mask`, por sequência.
 
@@ -209,7 +230,7 @@ def sequence_logprob(model, input_ids: torch.Tensor, response_mask: torch.Tensor
     return (token_log_probs * response_mask[:, 1:]).sum(dim=-1)
 
 
-# %% 08-extras/notebook.ipynb · célula 61
+# %% 08-extras/notebook.ipynb · célula 62
 def attention_with_cache(att: MultiHeadAttention, x: torch.Tensor, past: tuple | None):
     """Atenção causal de `att` para os tokens novos `x` (lote, n, d), reaproveitando chaves e valores de `past`.
 
@@ -295,7 +316,7 @@ def generate_with_kv_cache(model: GPTModelKV, idx: torch.Tensor, max_new_tokens:
     return idx
 
 
-# %% 08-extras/notebook.ipynb · célula 73
+# %% 08-extras/notebook.ipynb · célula 74
 def compute_dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
                      reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
                      beta: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -310,7 +331,7 @@ def compute_dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: t
     return loss, chosen_rewards.detach().mean(), rejected_rewards.detach().mean()
 
 
-# %% 08-extras/notebook.ipynb · célula 80
+# %% 08-extras/notebook.ipynb · célula 81
 def mcnemar_test(hits_a: list[bool], hits_b: list[bool]) -> tuple[int, int, float]:
     """Teste exato de McNemar para dois sistemas avaliados nos mesmos itens.
 
@@ -329,7 +350,7 @@ def mcnemar_test(hits_a: list[bool], hits_b: list[bool]) -> tuple[int, int, floa
     return b, c, min(1.0, 2 * cauda)
 
 
-# %% 08-extras/notebook.ipynb · célula 87
+# %% 08-extras/notebook.ipynb · célula 88
 def words_for_search(text: str) -> list[str]:
     """Palavras em minúsculas e sem acentos ("Tifóide" -> "tifoide"), o vocabulário da busca lexical."""
     sem_acento = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
@@ -366,7 +387,7 @@ class BM25:
         return sorted(range(len(s)), key=lambda i: -s[i])[:k]
 
 
-# %% 08-extras/notebook.ipynb · célula 98
+# %% 08-extras/notebook.ipynb · célula 99
 def cohen_kappa(rater_a: list, rater_b: list) -> float:
     """Kappa de Cohen entre dois avaliadores que rotularam os mesmos itens.
 
@@ -414,7 +435,7 @@ def verdict_logprobs(model, tokenizer, entry: dict, verdicts=(" sim", " não"),
     return scores
 
 
-# %% 08-extras/notebook.ipynb · célula 104
+# %% 08-extras/notebook.ipynb · célula 105
 def run_torchrun(script: str, args: list[str], nproc: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
     """Roda `torchrun --standalone --nproc_per_node=nproc script args` (como `python -m torch.distributed.run`,
     que funciona mesmo sem o atalho no PATH) e devolve o processo terminado, com a saída e o erro em texto.

@@ -403,3 +403,11 @@ def save_results(capitulo: str, metricas: dict, tempo_s: float, device: torch.de
         registro["fumaca"] = True          # teste de fumaça (LLM_FUMACA=1): números sem valor de medida
     destino.write_text(json.dumps(registro, ensure_ascii=False, indent=2), encoding="utf-8")
     return destino
+
+
+# %% 00-oficina/notebook.ipynb · célula 64
+OFICINA_CHECKS = {
+    "capitulo": "00-oficina",
+    "tolerancias": {"acuracia_teste_espirais": 0.03, "perda_final_treino": (0.02, 0.25)},
+    "conclusoes": {"a rede separa as espirais bem acima do acaso (50%)": "acuracia_teste_espirais >= 0.85"},
+}

@@ -484,3 +484,16 @@ def sinusoidal_position_encoding(context_length: int, emb_dim: int, base: float 
     table[:, 0::2] = torch.sin(angles)
     table[:, 1::2] = torch.cos(angles)
     return table
+
+
+# %% 02-tokens/notebook.ipynb · célula 103
+# O que a execução deste capítulo tem de reproduzir (capítulo 00, seção 8); o tempo medido não se compara.
+TOKENS_CHECKS = {
+    "capitulo": "02-tokens",
+    "tolerancias": {"tiktoken_vezes_mais_rapido": None},
+    "conclusoes": {"o nosso BPE com os merges do GPT-2 dá os ids do tiktoken": "ids_identicos_ao_tiktoken",
+                   "o tokenizador do curso dá os mesmos ids nos dois motores": "tokenizador_do_curso_ids_identicos",
+                   "o tiktoken é mais rápido que o nosso BPE em Python": "tiktoken_vezes_mais_rapido > 1",
+                   "o BPE do curso corta o português em menos tokens que o do GPT-2":
+                       "m('tokens_por_palavra_bpe.8192') < tokens_por_palavra_gpt2"},
+}

@@ -298,7 +298,8 @@ def test_train_classifier_simple_aprende_uma_regra_facil(tokenizer, capsys, pool
     otimizador = torch.optim.AdamW(modelo.parameters(), lr=5e-3)
     historico = train_classifier_simple(modelo, loader, loader, otimizador, "cpu", num_epochs=3, eval_freq=4,
                                         eval_iter=2, pad_token_id=PAD, pooling=pooling)
-    assert len(historico) == 6 and len({len(lista) for lista in historico[:5]}) == 1 and len(historico[0]) == 6
+    # 3 épocas de 8 lotes = 24 passos; avalia depois dos passos 1, 5, 9, 13, 17, 21 e do último (24)
+    assert len(historico) == 6 and len({len(lista) for lista in historico[:5]}) == 1 and len(historico[0]) == 7
     assert historico[4] == sorted(historico[4])
     assert len(historico[5]) == 3 and historico[5][-1] == 1.0
     assert calc_accuracy_loader(loader, modelo, "cpu", pad_token_id=PAD, pooling=pooling) == 1.0
@@ -330,7 +331,8 @@ def test_max_steps_encerra_o_treino_e_mede_a_epoca_interrompida(tokenizer, max_s
                                         eval_iter=1, pad_token_id=PAD, max_steps=max_steps)
     passos = 12 if max_steps is None else max_steps
     assert otimizador.passos == passos
-    assert historico[4] == [8 * (passo + 1) for passo in range(0, passos, 2)]   # avalia nos passos 0, 2, 4...
+    avaliados = sorted({*range(1, passos + 1, 2), passos})                    # passos 1, 3, 5… e o último
+    assert historico[4] == [8 * passo for passo in avaliados]
     assert len(historico[5]) == epocas_medidas
 
 

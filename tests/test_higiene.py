@@ -9,7 +9,7 @@ import pytest
 
 RAIZ = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(RAIZ / "ferramentas"))
-from configuracao import celula_configuracao  # noqa: E402
+from configuracao import botao_colab, celula_configuracao  # noqa: E402
 from exportar import CAPITULOS, coletar, exportados_por_capitulo, nomes_definidos  # noqa: E402
 
 NOTEBOOKS = [c for c in CAPITULOS if (RAIZ / c / "notebook.ipynb").exists()]
@@ -48,8 +48,7 @@ def test_titulo_com_badge_do_colab_no_caminho_certo(capitulo):
     nb = _notebook(capitulo)
     primeira = _fonte(nb["cells"][0])
     assert nb["cells"][0]["cell_type"] == "markdown" and primeira.startswith("# Capítulo")
-    url = f"https://colab.research.google.com/github/vongrossi/fazendo-um-llm-do-zero/blob/main/{capitulo}/notebook.ipynb"
-    assert url in primeira
+    assert botao_colab(capitulo) in primeira          # o mesmo endereço (e a mesma versão) que a célula clona
 
 
 @pytest.mark.parametrize("capitulo", NOTEBOOKS)

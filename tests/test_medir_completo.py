@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 RAIZ = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(RAIZ / "ferramentas"))
@@ -82,3 +83,80 @@ def test_sem_orcamento_os_capitulos_nao_rodam_e_a_tabela_diz(tmp_path):
     tabela = (tmp_path / "resultados" / "completo" / "medicao.md").read_text(encoding="utf-8")
     assert tabela.count("não rodou: acabou o orçamento de 0 s") == 2
     assert not (tmp_path / "resultados" / "completo" / "00-oficina.json").exists()
+
+
+def test_ajuda_documenta_as_variaveis_para_rodar_sem_internet():
+    saida = subprocess.run([sys.executable, str(RAIZ / "ferramentas" / "medir_completo.py"), "--help"],
+                           capture_output=True, text=True, timeout=120)
+    assert saida.returncode == 0
+    for variavel in ("LLM_DADOS_ESPELHO", "TIKTOKEN_CACHE_DIR", "LLM_CACHE_DIR", "LLM_FUMACA", "--pesos-sinteticos"):
+        assert variavel in saida.stdout
+
+
+def isolar_ambiente(monkeypatch, tmp_path: Path) -> Path:
+    """A ferramenta muda os.environ; o monkeypatch devolve tudo no fim. Temporárias dela vão para tmp_path/tmp."""
+    for variavel in ("LLM_MODO", "LLM_ARTEFATOS", "LLM_CACHE_DIR", "LLM_DADOS_ESPELHO", "TIKTOKEN_CACHE_DIR",
+                     "MPLBACKEND", "PYTHONUNBUFFERED", "LLM_FUMACA"):
+        monkeypatch.delenv(variavel, raising=False)
+    temporarias = tmp_path / "tmp"
+    temporarias.mkdir()
+    monkeypatch.setattr(medir_completo.tempfile, "tempdir", str(temporarias))
+    return temporarias
+
+
+def test_pesos_sinteticos_sem_espelho_explica_em_vez_de_quebrar(tmp_path, monkeypatch, capsys):
+    """Sem LLM_DADOS_ESPELHO (e sem dados-cache/): erro de uso claro, código 2, nada criado em SAIDA."""
+    isolar_ambiente(monkeypatch, tmp_path)
+    monkeypatch.setattr(medir_completo, "RAIZ", tmp_path)            # um repositório sem dados-cache/
+    for valor in (None, str(tmp_path / "nao-existe")):
+        if valor is not None:
+            monkeypatch.setenv("LLM_DADOS_ESPELHO", valor)
+        with pytest.raises(SystemExit) as saida:
+            medir_completo.main(["00", "--pesos-sinteticos", "--saida", str(tmp_path / "saida")])
+        assert saida.value.code == 2
+        erro = capsys.readouterr().err
+        assert "--pesos-sinteticos precisa do espelho dos dados" in erro and "LLM_DADOS_ESPELHO" in erro
+        assert "Traceback" not in erro
+    assert not (tmp_path / "saida").exists()
+
+
+def test_execucao_com_pesos_sinteticos_nao_deixa_checkpoint_nem_toca_no_espelho(tmp_path, monkeypatch):
+    """Um notebook grava um checkpoint em LLM_ARTEFATOS e confere os pesos sorteados: o checkpoint some com a
+    pasta temporária, só o resultado fica em SAIDA, e o espelho de verdade (com `openai-community/`) não muda."""
+    pytest.importorskip("safetensors")
+    from llm_do_zero import pretreino
+    from test_fumaca import PESOS_DE_VERDADE, espelho_de_verdade, retrato
+
+    temporarias = isolar_ambiente(monkeypatch, tmp_path)
+    monkeypatch.setitem(pretreino.GPT2_SIZES, "gpt2", {"emb_dim": 16, "n_layers": 2, "n_heads": 2})
+    espelho = espelho_de_verdade(tmp_path / "espelho-de-verdade")
+    (espelho / "tiktoken").mkdir()
+    (espelho / "tiktoken" / "abc").write_text("bpe")
+    antes = retrato(espelho)
+    monkeypatch.setenv("LLM_DADOS_ESPELHO", str(espelho))
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(espelho / "tiktoken"))
+    capitulo = notebook_de_teste(tmp_path, """
+import json, os
+from pathlib import Path
+pesos = Path(os.environ["LLM_DADOS_ESPELHO"]) / "openai-community" / "gpt2" / "model.safetensors"
+assert pesos.is_file() and not pesos.is_symlink() and pesos.read_bytes()[:8] != b"os pesos"
+tiktoken = Path(os.environ["TIKTOKEN_CACHE_DIR"])
+(tiktoken / "novo").write_text("gravado pelo tiktoken")
+artefatos = Path(os.environ["LLM_ARTEFATOS"])
+(artefatos / "checkpoints").mkdir(parents=True)
+(artefatos / "checkpoints" / "06-finetuning-completo.pt").write_bytes(b"treinado sobre pesos sorteados")
+(artefatos / "resultados").mkdir()
+(artefatos / "resultados" / "99-teste.json").write_text(json.dumps(
+    {"capitulo": "99-teste", "modo": "completo", "metricas": {"acuracia": 0.5}}))
+""")
+    monkeypatch.setattr(medir_completo, "RAIZ", tmp_path)
+    monkeypatch.setattr(medir_completo, "escolher", lambda pedidos: [capitulo])
+    saida = tmp_path / "saida"
+    assert medir_completo.main(["--pesos-sinteticos", "--saida", str(saida)]) == 0
+    registro = json.loads((saida / "resultados" / "completo" / "99-teste.json").read_text(encoding="utf-8"))
+    assert registro["pesos_gpt2_sinteticos"] is True
+    assert "| 99-teste | ok |" in (saida / "resultados" / "completo" / "medicao.md").read_text(encoding="utf-8")
+    assert not (saida / "completo").exists()                         # nenhum checkpoint onde uma medição o acharia
+    assert list(temporarias.iterdir()) == []                         # a pasta temporária sumiu
+    assert retrato(espelho) == antes
+    assert (espelho / "openai-community" / "gpt2" / "model.safetensors").read_bytes() == PESOS_DE_VERDADE

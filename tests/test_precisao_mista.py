@@ -1,5 +1,7 @@
 """Os laços de treino dos capítulos 05–07 usam a precisão mista que `amp_settings` (capítulo 00) escolhe.
 
+Os três passam pelo `train_loop` do capítulo 05, então basta trocar o `amp_settings` que ele vê.
+
 Sem GPU aqui, simulamos a escolha de uma GPU Ampere (autocast em bfloat16, sem GradScaler), que também funciona
 na CPU: a camada de saída tem de produzir bfloat16 durante o treino e float32 quando `amp_settings` diz que não.
 """
@@ -37,16 +39,16 @@ def treinar_07(modelo):
                                        tokenizer=course_tokenizer(), grad_clip=1.0)
 
 
-LACOS = {"05": (pretreino, treinar_05), "06": (finetuning, treinar_06), "07": (instrucoes, treinar_07)}
+LACOS = {"05": treinar_05, "06": treinar_06, "07": treinar_07}
 ESCOLHAS = {"gpu-ampere": ((torch.bfloat16, False), torch.bfloat16), "cpu": ((None, False), torch.float32)}
 
 
 @pytest.mark.parametrize("capitulo", LACOS)
 @pytest.mark.parametrize("maquina", ESCOLHAS)
 def test_laco_de_treino_usa_o_autocast_de_amp_settings(monkeypatch, capsys, capitulo, maquina):
-    modulo, treinar = LACOS[capitulo]
+    treinar = LACOS[capitulo]
     escolha, esperado = ESCOLHAS[maquina]
-    monkeypatch.setattr(modulo, "amp_settings", lambda device: escolha)
+    monkeypatch.setattr(pretreino, "amp_settings", lambda device: escolha)
     torch.manual_seed(0)
     modelo = GPTModel(MINI)
     if capitulo == "06":
@@ -64,3 +66,25 @@ def test_laco_de_treino_usa_o_autocast_de_amp_settings(monkeypatch, capsys, capi
                                                       ("cuda", "2.4.0", "cuda")])
 def test_saco_de_tokens_sai_da_gpu_da_apple_quando_falta_o_embedding_bag(device, versao, esperado):
     assert embedding_bag_device(device, versao).type == esperado
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda", "mps"])
+def test_sem_precisao_mista_o_autocast_nem_e_criado(monkeypatch, device):
+    """O torch 2.4 recusa `torch.autocast("mps", ...)` mesmo desligado: sem tipo, o laço não pode criá-lo."""
+    def autocast_que_recusa(device_type, *args, **kwargs):
+        raise RuntimeError(f"autocast não disponível para {device_type}")
+
+    monkeypatch.setattr(torch, "autocast", autocast_que_recusa)
+    with pretreino.autocast_context(device, None):
+        pass
+    with pytest.raises(RuntimeError, match=device):
+        pretreino.autocast_context(device, torch.bfloat16)
+
+
+def test_laco_de_treino_sem_precisao_mista_nao_chama_o_autocast(monkeypatch, capsys):
+    """O laço inteiro, sem precisão mista (CPU, ou a GPU da Apple), com um autocast que recusa qualquer chamada."""
+    monkeypatch.setattr(torch, "autocast", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("mps")))
+    torch.manual_seed(0)
+    modelo = GPTModel(MINI)
+    treinar_05(modelo)
+    capsys.readouterr()

@@ -3,6 +3,7 @@
 Tudo roda offline e em segundos: modelos minúsculos, um `model.safetensors` escrito aqui no formato do
 Hugging Face e um pré-treino de 2 segundos. Arquivos vão para pastas temporárias (LLM_CACHE_DIR, LLM_ARTEFATOS).
 """
+import json
 import math
 import time
 from pathlib import Path
@@ -15,11 +16,13 @@ from llm_do_zero.oficina import DownloadError
 from llm_do_zero.estatistica import load_text
 from llm_do_zero.gpt import generate_text_simple, GPTModel, load_weights_into_gpt
 from llm_do_zero.tokens import course_tokenizer, HELD_OUT_BOOKS
+from llm_do_zero.oficina import sha256_of
 from llm_do_zero.pretreino import (
-    base_checkpoint_path, best_bigram_k, bigram_loss, bits_per_char, calc_loss_batch, calc_loss_loader,
-    download_gpt2_weights, generate, gpt2_config, load_base_model, load_checkpoint, load_gpt2, load_pretraining_texts,
-    save_checkpoint, tokenizer_from_state, tokenizer_state, train_model_simple, TRAIN_BOOKS, unigram_loss,
-    warmup_cosine_lr,
+    base_checkpoint_path, best_bigram_k, bigram_loss, bigram_loss_on_windows, bits_per_char, calc_loss_batch,
+    calc_loss_loader, COURSE_BASE_FILE, course_base_dir, download_gpt2_weights, generate, gpt2_config,
+    load_base_model, load_checkpoint, load_course_base_model, load_gpt2, load_pretraining_texts, save_checkpoint,
+    save_course_base_model, tokenizer_from_state, tokenizer_state, train_loop, train_model_simple, TRAIN_BOOKS,
+    unigram_loss, warmup_cosine_lr,
 )
 
 MINI = {"vocab_size": 50, "context_length": 8, "emb_dim": 16, "n_heads": 2, "n_layers": 1,
@@ -34,9 +37,10 @@ def mini():
 
 @pytest.fixture
 def pastas(tmp_path, monkeypatch):
-    """Cache e artefatos em pastas temporárias; sem espelho, a menos que o teste ponha um."""
+    """Cache, artefatos e modelo base do curso em pastas temporárias; sem espelho, a menos que o teste ponha um."""
     monkeypatch.setenv("LLM_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("LLM_ARTEFATOS", str(tmp_path / "artefatos"))
+    monkeypatch.setattr(pretreino, "course_base_dir", lambda: tmp_path / "modelo-base")
     return tmp_path
 
 
@@ -166,6 +170,62 @@ def test_amostra_do_treino_sai_numa_linha_propria(capsys):
                        eval_freq=10, eval_iter=1, start_context="Capitu", tokenizer=course_tokenizer(), max_steps=1)
     linhas = [linha.rstrip("\r").rsplit("\r", 1)[-1] for linha in capsys.readouterr().out.split("\n")]
     assert any(linha.startswith("Capitu") for linha in linhas), linhas
+
+
+class OtimizadorContador(torch.optim.SGD):
+    """SGD que conta os passos e guarda a taxa de aprendizado de cada um."""
+
+    def __init__(self, params):
+        super().__init__(params, lr=0.1)
+        self.taxas = []
+
+    def step(self, closure=None):
+        self.taxas.append(self.param_groups[0]["lr"])
+        return super().step(closure)
+
+
+@pytest.mark.parametrize("max_steps, passos, epocas", [(3, 3, 1), (6, 6, 2), (None, 12, 3)])
+def test_train_loop_passos_avaliacoes_e_fim_de_epoca(max_steps, passos, epocas):
+    """Um laço só para o curso: avalia no passo 1, a cada eval_freq, nos eval_steps e no último; a época
+    interrompida também fecha; a taxa de cada passo vem de lr_schedule(passo - 1)."""
+    torch.manual_seed(0)
+    modelo = GPTModel(MINI)
+    lotes = [(torch.randint(0, 50, (2, 8)), torch.randint(0, 50, (2, 8))) for _ in range(4)]   # 4 lotes por época
+    otimizador = OtimizadorContador(modelo.parameters())
+    epocas_vistas, modos = [], []
+
+    def perda(lote):
+        modos.append(modelo.training)
+        return calc_loss_batch(*lote, modelo, "cpu")
+
+    def avaliar(passo):
+        modos.append(modelo.training)
+        return {"passo_ao_quadrado": float(passo ** 2)}
+
+    historico = train_loop(modelo, otimizador, lotes, "cpu", perda, num_epochs=3, max_steps=max_steps,
+                           lr_schedule=lambda p: 0.01 * (p + 1), eval_freq=5, eval_steps=(2,), evaluate=avaliar,
+                           on_epoch_end=lambda epoca, barra, h: epocas_vistas.append((epoca, h["passos"])))
+    avaliados = sorted({p for p in (1, 2, 6, 11) if p <= passos} | {passos})
+    assert historico["passos"] == passos and len(historico["perdas"]) == passos
+    assert [a["passo"] for a in historico["avaliacoes"]] == avaliados
+    assert [a["passo_ao_quadrado"] for a in historico["avaliacoes"]] == [float(p ** 2) for p in avaliados]
+    assert [a["tokens"] for a in historico["avaliacoes"]] == [16 * p for p in avaliados]
+    assert historico["exemplos"] == 2 * passos
+    assert otimizador.taxas == pytest.approx([0.01 * (p + 1) for p in range(passos)])
+    assert [e for e, _ in epocas_vistas] == list(range(1, epocas + 1)) and epocas_vistas[-1][1] == passos
+    assert modos.count(False) == len(avaliados) and not modelo.training    # avalia em modo de avaliação
+
+
+def test_train_loop_para_no_teto_de_seguranca_com_aviso(capsys):
+    torch.manual_seed(0)
+    modelo = GPTModel(MINI)
+    lotes = [(torch.randint(0, 50, (2, 8)), torch.randint(0, 50, (2, 8))) for _ in range(3)]
+    historico = train_loop(modelo, torch.optim.SGD(modelo.parameters(), lr=0.1), lotes, "cpu",
+                           lambda lote: (time.sleep(0.05), calc_loss_batch(*lote, modelo, "cpu"))[1],
+                           num_epochs=10, max_seconds=0.01, evaluate=lambda passo: {})
+    assert historico["passos"] == 1 and historico["motivo"].startswith("aviso")
+    assert [a["passo"] for a in historico["avaliacoes"]] == [1]
+    assert "limite de segurança" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- generate
@@ -437,10 +497,85 @@ def test_sem_checkpoint_nem_gpt2_o_modelo_base_e_pre_treinado_no_tamanho_rapido(
     _, pacote = load_checkpoint(base_checkpoint_path("rapido"))          # o pré-treino é o do tamanho rápido
     assert not base_checkpoint_path("completo").exists()
     historico = pacote["historico"]
-    assert len(historico["val_losses"]) == 3 and historico["tokens_seen"][-1] == 20 * 4 * 32
+    # avaliações nos passos 1 e 11 (eval_freq) e nos da validação inteira: 2, 5, 10 e o último (20)
+    assert historico["tokens_seen"] == [passo * 4 * 32 for passo in (1, 2, 5, 10, 11, 20)]
+    assert historico["val_inteira"]["passos"] == [2, 5, 10, 20]
+    assert historico["val_loss"] == historico["val_inteira"]["perdas"][-1]
     assert historico["val_losses"][-1] < historico["val_losses"][0] - 0.5          # 20 passos já ensinam algo
     assert historico["val_loss"] < math.log(8192) - 0.5
     assert load_base_model("completo", "cpu")[3] == "checkpoint"          # da 2ª vez, o checkpoint rápido serve
+
+
+def escrever_modelo_do_curso(pasta, semente=1):
+    """Um 'modelo base do curso' minúsculo, no formato do verdadeiro (safetensors + cartão com o sha256)."""
+    tokenizador = course_tokenizer()
+    config = {**MINI, "vocab_size": tokenizador.n_vocab}
+    torch.manual_seed(semente)
+    modelo = GPTModel(config).eval()
+    pasta.mkdir(parents=True, exist_ok=True)
+    arquivo = save_course_base_model(pasta / COURSE_BASE_FILE, modelo, config, tokenizador)
+    (pasta / "cartao.json").write_text(json.dumps({"sha256": sha256_of(arquivo)}), encoding="utf-8")
+    return modelo, config
+
+
+def test_modelo_do_curso_vem_primeiro_no_rapido_com_o_tokenizador(pastas, capsys):
+    modelo, config = escrever_modelo_do_curso(pastas / "modelo-base")
+    tokenizador = course_tokenizer()
+    save_checkpoint(base_checkpoint_path("rapido"), GPTModel(config), None, config,
+                    tokenizer=tokenizer_state(tokenizador))                  # existe, mas o do curso vem antes
+    base, tokenizador_base, config_base, fonte = load_base_model("rapido", "cpu")
+    assert fonte == "curso" and config_base == config and not base.training
+    assert tokenizador_base.encode("Capitu olhou, ah!") == tokenizador.encode("Capitu olhou, ah!")
+    x = torch.randint(0, tokenizador.n_vocab, (1, 8))
+    with torch.no_grad():
+        assert torch.equal(base(x), modelo(x))
+    assert "modelo base do curso" in capsys.readouterr().out
+    assert load_base_model("rapido", "cpu", source="checkpoint")[3] == "checkpoint"   # o seu, se pedir
+
+
+def test_modelo_do_curso_corrompido_e_recusado_e_a_regra_segue(pastas, capsys):
+    escrever_modelo_do_curso(pastas / "modelo-base")
+    arquivo = pastas / "modelo-base" / COURSE_BASE_FILE
+    dados = bytearray(arquivo.read_bytes())
+    dados[-1] ^= 0xFF                                                       # um bit trocado no fim dos pesos
+    arquivo.write_bytes(bytes(dados))
+    with pytest.raises(ValueError, match="não confere com o cartão"):
+        load_base_model("rapido", "cpu", source="curso")
+    tokenizador = course_tokenizer()
+    config = {**MINI, "vocab_size": tokenizador.n_vocab}
+    save_checkpoint(base_checkpoint_path("rapido"), GPTModel(config), None, config,
+                    tokenizer=tokenizer_state(tokenizador))
+    assert load_base_model("rapido", "cpu")[3] == "checkpoint"
+    assert "não serve agora" in capsys.readouterr().out
+    arquivo.unlink()
+    with pytest.raises(FileNotFoundError, match="treinar_modelo_base.py"):
+        load_course_base_model("cpu", pastas / "modelo-base")
+
+
+def test_modelo_base_do_curso_versionado_confere_e_vence_os_bigramas():
+    """O arquivo do repositório: hash do cartão, tamanho, e a medida do cartão 0,10 bit/caractere abaixo da tabela."""
+    pasta = course_base_dir()
+    cartao = json.loads((pasta / "cartao.json").read_text(encoding="utf-8"))
+    arquivo = pasta / cartao["arquivo"]
+    assert sha256_of(arquivo) == cartao["sha256"] and arquivo.stat().st_size <= 25_000_000
+    validacao = cartao["validacao"]
+    assert validacao["val_bits_por_caractere"] <= validacao["bigrama_bits_por_caractere"] - 0.10
+    modelo, tokenizador, config, fonte = load_course_base_model("cpu")
+    assert fonte == "curso" and config == cartao["modelo"] and tokenizador.name == course_tokenizer().name
+    assert sum(p.numel() for p in modelo.parameters()) == cartao["parametros"]
+
+
+def test_bigramas_nas_janelas_e_a_tabela_do_texto_sem_os_pares_entre_janelas():
+    torch.manual_seed(0)
+    texto = torch.randint(0, 30, (4 * 20 + 1,))
+    janelas = torch.stack([texto[i * 20:i * 20 + 21] for i in range(4)])      # 4 janelas de 21 (entrada + alvo)
+    val = torch.randint(0, 30, (200,))
+    perda, k = bigram_loss_on_windows(janelas, val, 30)
+    assert perda == pytest.approx(bigram_loss(texto, val, 30, k))          # janelas encostadas = o texto inteiro
+    separadas = torch.stack([janelas[0], janelas[2]])                       # sem as janelas do meio: outros pares
+    assert bigram_loss_on_windows(separadas, val, 30)[0] != pytest.approx(perda)
+    relidas = torch.cat([janelas, janelas[[1, 0]]])                          # uma segunda época que relê duas
+    assert bigram_loss_on_windows(relidas, val, 30) == (perda, k)
 
 
 # ---------------------------------------------------------------- formatos reais do GPT-2, carregamento estrito
