@@ -21,7 +21,8 @@ from llm_do_zero.oficina import (
 )
 from llm_do_zero.estatistica import ESTATISTICA_CHECKS, load_text, MACHADO_BOOKS, perplexity, wilson_interval
 from llm_do_zero.tokens import (
-    BPETokenizer, cooccurrence_counts, course_bpe, course_tokenizer, COURSE_VOCAB_SIZE, create_dataloader,
-    gpt2_bytes_to_unicode, gpt2_pretokenizer, GPT2_SPLIT_PATTERN, GPTDataset, HELD_OUT_BOOKS, pad_batch, ppmi,
-    sinusoidal_position_encoding, TOKENS_CHECKS, train_bpe_naive,
+    BPETokenizer, BPETokenizerSimple, cooccurrence_counts, course_bpe, course_tokenizer, COURSE_VOCAB_SIZE,
+    create_dataloader, gpt2_bytes_to_unicode, gpt2_pretokenizer, GPT2_SPLIT_PATTERN, GPTDataset,
+    HELD_OUT_BOOKS, merge_pair, pad_batch, ppmi, sinusoidal_position_encoding, split_special, TOKENS_CHECKS,
+    train_bpe, train_bpe_naive,
 )

@@ -21,13 +21,14 @@ from llm_do_zero.oficina import (
 )
 from llm_do_zero.estatistica import ESTATISTICA_CHECKS, load_text, MACHADO_BOOKS, perplexity, wilson_interval
 from llm_do_zero.tokens import (
-    BPETokenizer, cooccurrence_counts, course_bpe, course_tokenizer, COURSE_VOCAB_SIZE, create_dataloader,
-    gpt2_bytes_to_unicode, gpt2_pretokenizer, GPT2_SPLIT_PATTERN, GPTDataset, HELD_OUT_BOOKS, pad_batch, ppmi,
-    sinusoidal_position_encoding, TOKENS_CHECKS, train_bpe_naive,
+    BPETokenizer, BPETokenizerSimple, cooccurrence_counts, course_bpe, course_tokenizer, COURSE_VOCAB_SIZE,
+    create_dataloader, gpt2_bytes_to_unicode, gpt2_pretokenizer, GPT2_SPLIT_PATTERN, GPTDataset,
+    HELD_OUT_BOOKS, merge_pair, pad_batch, ppmi, sinusoidal_position_encoding, split_special, TOKENS_CHECKS,
+    train_bpe, train_bpe_naive,
 )
-from llm_do_zero.atencao import attention_weights, copy_task_batch, MultiHeadAttention
+from llm_do_zero.atencao import ATENCAO_CHECKS, attention_weights, copy_task_batch, MultiHeadAttention
 from llm_do_zero.gpt import (
-    apply_rope, FeedForward, GELU, generate_text_simple, GPT2_BUFFERS, GPT_CONFIG_124M, GPTModel,
+    apply_rope, FeedForward, GELU, generate_text_simple, GPT2_BUFFERS, GPT_CHECKS, GPT_CONFIG_124M, GPTModel,
     GroupedQueryAttention, init_gpt2_weights, LayerNorm, load_weights_into_gpt, RMSNorm, rope_angles, SwiGLU,
     text_to_token_ids, token_ids_to_text, TransformerBlock,
 )

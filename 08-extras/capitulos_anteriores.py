@@ -21,13 +21,14 @@ from llm_do_zero.oficina import (
 )
 from llm_do_zero.estatistica import ESTATISTICA_CHECKS, load_text, MACHADO_BOOKS, perplexity, wilson_interval
 from llm_do_zero.tokens import (
-    BPETokenizer, cooccurrence_counts, course_bpe, course_tokenizer, COURSE_VOCAB_SIZE, create_dataloader,
-    gpt2_bytes_to_unicode, gpt2_pretokenizer, GPT2_SPLIT_PATTERN, GPTDataset, HELD_OUT_BOOKS, pad_batch, ppmi,
-    sinusoidal_position_encoding, TOKENS_CHECKS, train_bpe_naive,
+    BPETokenizer, BPETokenizerSimple, cooccurrence_counts, course_bpe, course_tokenizer, COURSE_VOCAB_SIZE,
+    create_dataloader, gpt2_bytes_to_unicode, gpt2_pretokenizer, GPT2_SPLIT_PATTERN, GPTDataset,
+    HELD_OUT_BOOKS, merge_pair, pad_batch, ppmi, sinusoidal_position_encoding, split_special, TOKENS_CHECKS,
+    train_bpe, train_bpe_naive,
 )
-from llm_do_zero.atencao import attention_weights, copy_task_batch, MultiHeadAttention
+from llm_do_zero.atencao import ATENCAO_CHECKS, attention_weights, copy_task_batch, MultiHeadAttention
 from llm_do_zero.gpt import (
-    apply_rope, FeedForward, GELU, generate_text_simple, GPT2_BUFFERS, GPT_CONFIG_124M, GPTModel,
+    apply_rope, FeedForward, GELU, generate_text_simple, GPT2_BUFFERS, GPT_CHECKS, GPT_CONFIG_124M, GPTModel,
     GroupedQueryAttention, init_gpt2_weights, LayerNorm, load_weights_into_gpt, RMSNorm, rope_angles, SwiGLU,
     text_to_token_ids, token_ids_to_text, TransformerBlock,
 )
@@ -52,10 +53,10 @@ from llm_do_zero.finetuning import (
 from llm_do_zero.instrucoes import (
     answer_options, build_prompt, calc_loss_batch_masked, chance_score, choose_options,
     create_instruction_dataloader, custom_collate_fn, evaluate_instructions, exact_match, extract_response,
-    finetune_instructions, format_input, generate_response, instruction_checkpoint_path, INSTRUCTION_CHECKS,
-    instruction_data_path, INSTRUCTION_SETTINGS, InstructionDataset, load_instruction_base,
-    load_instruction_data, load_instruction_model, load_instruction_splits, load_new_template_test,
-    majority_results, NEW_TEMPLATES_SPLIT, normalize_answer, OPEN_TASK, option_logprobs, pick_shots,
-    PREAMBULO, RESPONSE_HEADER, score_by_task, stable_then_cosine_lr, tokenize_example,
-    train_instruction_model,
+    FACT_TASKS, finetune_instructions, format_input, generate_response, instruction_checkpoint_path,
+    INSTRUCTION_CHECKS, instruction_data_path, INSTRUCTION_SETTINGS, InstructionDataset,
+    load_instruction_base, load_instruction_data, load_instruction_model, load_instruction_splits,
+    load_new_template_test, lookup_results, majority_results, mcnemar_test, NEW_TEMPLATES_SPLIT,
+    normalize_answer, OPEN_TASK, option_logprobs, pick_shots, PREAMBULO, prompt_format, prompt_words,
+    RESPONSE_HEADER, score_by_task, stable_then_cosine_lr, tokenize_example, train_instruction_model,
 )

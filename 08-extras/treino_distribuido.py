@@ -6,7 +6,17 @@ gradientes entre todos os processos (uma operação *all-reduce*); como todos pa
 o mesmo gradiente médio, os pesos continuam idênticos em todos os ranks — e o script confere isso no fim.
 
 Com N processos e lote `--lote` por processo, um passo vê N × lote janelas: é o mesmo que treinar em um só
-processo com um lote N vezes maior, só que o trabalho fica dividido.
+processo com um lote N vezes maior, só que o trabalho fica dividido. O script confere isso também: no fim, o
+rank 0 recebe os lotes que cada rank usou em cada passo, treina do zero (mesma semente) uma cópia do modelo em
+um só processo, com lotes que são a união deles, e compara os pesos com os do DDP. A equivalência
+vale porque todas as janelas têm o mesmo número de tokens (a média da perda no lote grande é a média das
+médias dos lotes pequenos) e porque o dropout é 0 (senão cada processo sortearia máscaras diferentes).
+
+A igualdade não é bit a bit: o DDP soma os gradientes em outra ordem, e o float32 arredonda diferente. Quase
+todos os pesos ficam a menos de 1e-6, mas o AdamW divide cada gradiente pela sua própria média quadrática, e
+nos raros pesos cujo gradiente é quase zero esse arredondamento vira um passo um pouco diferente: medimos até
+~8e-5 (com lr 0,003, de 2 a 100 passos). Por isso a tolerância é uma fração da taxa de aprendizado
+(`FRACAO_TOLERANCIA` × lr = 6e-4 no padrão); sem sincronizar, cada passo já separa os pesos em ~2 × lr.
 
 Como rodar (da pasta 08-extras ou da raiz do repositório):
 
@@ -14,7 +24,8 @@ Como rodar (da pasta 08-extras ou da raiz do repositório):
 
 - Em CPU, os processos conversam pelo backend `gloo`; em GPUs (uma por processo), pelo `nccl`.
 - `--sem-sincronizar` treina SEM o DDP: cada processo aprende só com a sua fatia e os pesos divergem
-  (a verificação final falha de propósito e o script sai com código 1).
+  (as verificações finais falham de propósito — nem iguais entre si, nem iguais ao treino em um só
+  processo — e o script sai com código 1).
 
 De uma máquina para muitas:
 - várias GPUs em uma máquina: `torchrun --standalone --nproc_per_node=8 treino_distribuido.py`;
@@ -44,6 +55,9 @@ from capitulos_anteriores import (GPTDataset, GPTModel, MACHADO_BOOKS, calc_loss
                                   set_seed)
 
 VARIAVEIS_TORCHRUN = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+# Maior diferença aceita, peso a peso, entre o modelo do DDP e o treinado em um só processo com o lote inteiro,
+# como fração da taxa de aprendizado (o tamanho do passo do AdamW): 0,2 × 0,003 = 6e-4 com o lr padrão.
+FRACAO_TOLERANCIA = 0.2
 
 
 def ler_argumentos(argv=None) -> argparse.Namespace:
@@ -135,6 +149,31 @@ def impressao_digital(model: torch.nn.Module) -> str:
     return soma.hexdigest()
 
 
+def maior_diferenca(modelo_a: torch.nn.Module, modelo_b: torch.nn.Module) -> float:
+    """Maior |a − b| entre os parâmetros correspondentes de dois modelos de mesma arquitetura."""
+    return max((a.detach() - b.detach()).abs().max().item()
+               for a, b in zip(modelo_a.parameters(), modelo_b.parameters(), strict=True))
+
+
+def treinar_em_um_processo(cfg: dict, args, lotes_por_passo: list, device: torch.device) -> torch.nn.Module:
+    """Treina do zero, sem DDP, um modelo com a mesma semente e o mesmo otimizador do treino distribuído.
+
+    `lotes_por_passo[passo][rank]` é o par (entrada, alvo) que aquele rank usou naquele passo; aqui cada passo
+    usa a união dos lotes de todos os ranks, um lote N vezes maior.
+    """
+    set_seed(args.semente)
+    modelo = GPTModel(cfg).to(device)
+    optimizer = torch.optim.AdamW(modelo.parameters(), lr=args.lr, weight_decay=0.1)
+    modelo.train()
+    for lotes in lotes_por_passo:
+        input_batch = torch.cat([entrada for entrada, _ in lotes])
+        target_batch = torch.cat([alvo for _, alvo in lotes])
+        optimizer.zero_grad()
+        calc_loss_batch(input_batch, target_batch, modelo, device).backward()
+        optimizer.step()
+    return modelo
+
+
 def milhar(n: int) -> str:
     """Inteiro com ponto separando os milhares, como se escreve em português (6.536.704)."""
     return f"{n:,}".replace(",", ".")
@@ -155,9 +194,15 @@ def main(argv=None) -> int:
 
 
 def treinar(args, rank: int, world_size: int, backend: str, device: torch.device) -> int:
-    """Treina `--passos` passos, confere os pesos de todos os ranks e devolve o código de saída (0 = iguais)."""
+    """Treina `--passos` passos, confere os pesos e devolve o código de saída (0 = as duas verificações passaram).
+
+    Verificações: (1) os pesos são idênticos em todos os ranks; (2) são iguais, a menos de
+    `FRACAO_TOLERANCIA` × lr, aos de um treino em um só processo com a união dos lotes de cada passo.
+    """
     eh_mestre = rank == 0
     tokenizer, dataset, sampler, loader = montar_dados(args, rank, world_size)
+    # drop_rate 0: com dropout, cada processo sortearia máscaras diferentes e o treino em um só processo (a
+    # verificação do fim) não teria como repetir as mesmas.
     cfg = {"vocab_size": tokenizer.n_vocab, "context_length": args.contexto, "emb_dim": args.emb,
            "n_heads": args.cabecas, "n_layers": args.camadas, "drop_rate": 0.0, "qkv_bias": False}
     # Mesma semente em todos os ranks → mesmos pesos iniciais. (O DDP, ao embrulhar o modelo, ainda copia os
@@ -180,11 +225,13 @@ def treinar(args, rank: int, world_size: int, backend: str, device: torch.device
               f"lote {args.lote} por processo = {args.lote * world_size} janelas por passo")
 
     perdas = []
+    vistos = []     # os lotes deste rank, na ordem dos passos (para a comparação com um só processo, no fim)
     lotes = lotes_sem_fim(loader, sampler)
     inicio = time.perf_counter()
     modelo_treino.train()
     for passo in range(1, args.passos + 1):
         input_batch, target_batch = next(lotes)
+        vistos.append((input_batch.clone(), target_batch.clone()))
         optimizer.zero_grad()
         loss = calc_loss_batch(input_batch, target_batch, modelo_treino, device)
         # Com DDP, o backward() também sincroniza: os gradientes são somados entre os ranks e divididos por N,
@@ -206,6 +253,22 @@ def treinar(args, rank: int, world_size: int, backend: str, device: torch.device
     impressoes = [None] * world_size
     dist.all_gather_object(impressoes, impressao_digital(model))
     iguais = len(set(impressoes)) == 1
+
+    # Segunda verificação: N ranks com lote B equivalem a 1 processo com lote N·B? O rank 0 recebe os lotes de
+    # todos (vistos_por_rank[rank][passo]) e repete o treino sozinho, passo a passo, com a união deles.
+    vistos_por_rank = [None] * world_size if eh_mestre else None
+    dist.gather_object(vistos, vistos_por_rank, dst=0)
+    tolerancia = FRACAO_TOLERANCIA * args.lr
+    if eh_mestre:
+        referencia = treinar_em_um_processo(cfg, args, list(zip(*vistos_por_rank)), device)
+        diferenca = maior_diferenca(model, referencia)
+        igual_processo_unico = diferenca <= tolerancia
+    else:
+        diferenca, igual_processo_unico = None, None
+    # O resultado vai para todos os ranks, para que todos saiam com o mesmo código.
+    resultado = [igual_processo_unico]
+    dist.broadcast_object_list(resultado, src=0)
+    igual_processo_unico = resultado[0]
     if eh_mestre:
         print(f"tempo: {tempo:.1f} s | {milhar(tokens)} tokens vistos pelos ranks juntos | "
               f"{milhar(round(tokens / tempo))} tokens/s")
@@ -215,17 +278,26 @@ def treinar(args, rank: int, world_size: int, backend: str, device: torch.device
             print(f"Pesos idênticos em todos os {world_size} ranks.")
         else:
             print(f"ERRO: os pesos são diferentes entre os ranks ({len(set(impressoes))} versões distintas).")
+        lote_grande = args.lote * world_size
+        if igual_processo_unico:
+            print(f"Pesos do DDP iguais aos de 1 processo com lote {lote_grande} (as mesmas janelas a cada passo): "
+                  f"diferença máxima {diferenca:.1e} ≤ {tolerancia:.0e}.")
+        else:
+            print(f"ERRO: os pesos do rank 0 diferem do treino em 1 processo com lote {lote_grande}: "
+                  f"diferença máxima {diferenca:.1e} > {tolerancia:.0e}.")
         if args.json is not None:
             resumo = {"world_size": world_size, "backend": backend, "ddp": not args.sem_sincronizar,
                       "passos": args.passos, "lote_por_processo": args.lote, "contexto": args.contexto,
                       "perdas": [round(x, 4) for x in perdas], "tempo_s": round(tempo, 2),
-                      "tokens": tokens, "pesos_iguais": iguais}
+                      "tokens": tokens, "pesos_iguais": iguais, "igual_processo_unico": igual_processo_unico,
+                      "diferenca_processo_unico": diferenca,
+                      "tolerancia_processo_unico": round(tolerancia, 12)}
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(resumo, ensure_ascii=False, indent=2), encoding="utf-8")
     # Todos esperam o rank 0 terminar de escrever antes de desmontar o grupo: um rank que sai enquanto o outro
     # ainda usa a conexão pode derrubar o encerramento do gloo.
     dist.barrier()
-    return 0 if iguais else 1
+    return 0 if iguais and igual_processo_unico else 1
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ seguintes reutilizam. Este script escreve:
   células do notebook a partir de 1, markdown incluído);
 - `llm_do_zero/__init__.py`: a versão (lida do pyproject.toml) e uma descrição; não reexporta nada;
 - `NN-capitulo/capitulos_anteriores.py` (01 em diante): os imports explícitos, módulo a módulo, de tudo o que os
-  capítulos anteriores exportaram — o índice do que o capítulo herda.
+  capítulos anteriores exportaram — o índice do que o capítulo herda;
+- `llm_do_zero/dados/`: cópias dos dados que o pacote lê ao rodar (DADOS_DO_PACOTE), para que ele funcione
+  também instalado com `pip install .`, longe do repositório.
 
 Os imports entre módulos são calculados: os nomes livres de cada célula (usados sem serem definidos nela nem no
 próprio capítulo) são procurados nos capítulos anteriores. Um nome que nenhuma célula `# exportar` anterior define
@@ -41,6 +43,9 @@ ARQUIVO_CAPITULO = "capitulos_anteriores.py"
 ASSINATURA = "ARQUIVO GERADO por `python ferramentas/exportar.py`"
 LARGURA = 110
 PASTAS_IGNORADAS = {".git", "dados-cache", "artefatos", "__pycache__", ".venv", "venv", ".ipynb_checkpoints"}
+# Dados que o pacote lê ao rodar e que precisam ir junto quando ele é instalado com `pip install .`: cada um é
+# copiado, igual, para dentro do pacote (origem no repositório -> destino dentro de llm_do_zero/).
+DADOS_DO_PACOTE = {"07-instrucoes/dados/instrucoes.json": "dados/instrucoes.json"}
 
 
 class ErroDeExportacao(Exception):
@@ -294,7 +299,7 @@ def montar_capitulos_anteriores(capitulo: str, blocos: dict[str, list[Bloco]]) -
 
 
 def arquivos_esperados(raiz: Path = RAIZ) -> dict[Path, str]:
-    """Caminho -> conteúdo que cada arquivo gerado deve ter (cada um já compilado)."""
+    """Caminho -> conteúdo que cada arquivo gerado deve ter (os .py já compilados; os dados, copiados)."""
     blocos = coletar(raiz)
     repetidos = nomes_repetidos(blocos)
     if repetidos:
@@ -308,7 +313,11 @@ def arquivos_esperados(raiz: Path = RAIZ) -> dict[Path, str]:
             esperados[raiz / PACOTE / f"{MODULOS[cap]}.py"] = montar_modulo(cap, blocos)
         if i > 0:
             esperados[raiz / cap / ARQUIVO_CAPITULO] = montar_capitulos_anteriores(cap, blocos)
-    return {caminho: compilar(texto, caminho) for caminho, texto in esperados.items()}
+    esperados = {caminho: compilar(texto, caminho) for caminho, texto in esperados.items()}
+    for origem, destino in DADOS_DO_PACOTE.items():
+        if (raiz / origem).is_file():
+            esperados[raiz / PACOTE / destino] = (raiz / origem).read_text(encoding="utf-8")
+    return esperados
 
 
 def arquivos_gerados_existentes(raiz: Path = RAIZ) -> list[Path]:

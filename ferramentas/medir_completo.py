@@ -17,6 +17,13 @@ Os empréstimos de GPU costumam ser curtos, então a medição tem um orçamento
 570 s): quando ele acaba, o notebook em execução é interrompido (o kernel recebe um Ctrl-C) e os capítulos que
 faltam ficam na tabela como "não rodou". O que já foi medido fica gravado, e a saída termina com código 1.
 
+Os nove capítulos não cabem num orçamento só (numa T4, estimados em mais de uma hora). `--grupos` mostra como
+dividi-los em grupos que cabem, cada um, em `--orcamento` (pela estimativa de `ferramentas/estimar_tempos.py`,
+dividida por `--aceleracao`, quantas vezes a GPU da medição é mais rápida que uma T4), com o comando de cada grupo;
+`--grupo K` mede só o K-ésimo. Os grupos seguem a ordem do curso, e os checkpoints de um grupo ficam em
+`SAIDA/completo/` para os seguintes (exceto com pesos sorteados ou fumaça, abaixo: aí cada grupo começa do zero,
+como um Colab novo).
+
 Sem acesso ao Hugging Face, `--pesos-sinteticos` põe num espelho temporário os pesos sorteados do GPT-2 124M
 (`ferramentas/pesos_gpt2_sinteticos.py`), ao lado dos arquivos de LLM_DADOS_ESPELHO: tempos e memória valem, mas
 as métricas dos capítulos que partem do GPT-2 não medem nada (a tabela avisa). O espelho temporário recria as
@@ -40,7 +47,9 @@ Variáveis de ambiente (para rodar sem internet, como no `.ci/run`):
     LLM_MODO e LLM_ARTEFATOS são definidos pela própria ferramenta (`completo` e `SAIDA/completo`).
 
 Uso:
-    python ferramentas/medir_completo.py                          # os nove capítulos
+    python ferramentas/medir_completo.py                          # os nove capítulos (até o orçamento acabar)
+    python ferramentas/medir_completo.py --grupos --aceleracao 3  # os grupos que cabem no orçamento, sem rodar
+    python ferramentas/medir_completo.py --grupo 2 --aceleracao 3 # mede só o segundo grupo
     python ferramentas/medir_completo.py 05 06 --pesos-sinteticos
     LLM_FUMACA=1 python ferramentas/medir_completo.py --saida /tmp/ensaio   # ensaio na CPU (teste de fumaça)
 """
@@ -185,6 +194,46 @@ def rodar_capitulo(capitulo: str, tempo_limite: int, prazo: float | None = None)
     return situacao, time.perf_counter() - inicio, pico.pico_gb
 
 
+def estimativas_s(capitulos: list[str], aceleracao: float = 1.0) -> dict[str, float]:
+    """Segundos estimados de cada capítulo no completo: a parte de GPU da estimativa para a T4 dividida pela
+    `aceleracao` (a parte fixa, de CPU e preparação, não acelera)."""
+    from estimar_tempos import estimar
+    segundos = {}
+    for cap in capitulos:
+        total, partes = estimar(cap)
+        segundos[cap] = partes[0][1] + (total - partes[0][1]) / aceleracao
+    return segundos
+
+
+def agrupar(capitulos: list[str], segundos: dict[str, float], orcamento: float,
+            folga: float = 0.85) -> list[list[str]]:
+    """Grupos consecutivos (na ordem dada) cuja soma estimada cabe em `folga` x `orcamento` (a folga cobre o
+    kernel que sobe e a estimativa que erra). Um capítulo que sozinho não cabe fica num grupo só dele."""
+    limite = folga * orcamento
+    grupos: list[list[str]] = []
+    soma = 0.0
+    for cap in capitulos:
+        if grupos and soma + segundos[cap] <= limite:
+            grupos[-1].append(cap)
+            soma += segundos[cap]
+        else:
+            grupos.append([cap])
+            soma = segundos[cap]
+    return grupos
+
+
+def mostrar_grupos(grupos: list[list[str]], segundos: dict[str, float], orcamento: float, aceleracao: float,
+                   extras: list[str]) -> str:
+    linhas = [f"Grupos para um orçamento de {orcamento:.0f} s cada (estimativa da T4 ÷ {br(aceleracao, 1)}):"]
+    for i, grupo in enumerate(grupos, 1):
+        soma = sum(segundos[c] for c in grupo)
+        aviso = "  ← não cabe nem sozinho: aumente --orcamento ou encolha o capítulo" if soma > orcamento else ""
+        comando = " ".join(["python ferramentas/medir_completo.py", "--grupo", str(i), "--aceleracao",
+                            f"{aceleracao:g}", "--orcamento", f"{orcamento:g}", *extras])
+        linhas.append(f"  {i}. {', '.join(grupo)}: ~{soma / 60:.1f} min{aviso}\n     {comando}")
+    return "\n".join(linhas)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("capitulos", nargs="*", help="capítulos (nome ou número; padrão: todos)")
@@ -195,7 +244,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tempo-limite", type=int, default=1800, help="segundos por célula (padrão 1800)")
     parser.add_argument("--orcamento", type=float, default=570,
                         help="segundos para a medição inteira (padrão 570); o que passar disso é interrompido")
+    parser.add_argument("--grupos", action="store_true",
+                        help="só mostra os grupos de capítulos que cabem, cada um, no orçamento (e o comando de cada)")
+    parser.add_argument("--grupo", type=int, metavar="K", help="mede só o K-ésimo grupo (veja --grupos)")
+    parser.add_argument("--aceleracao", type=float, default=1.0,
+                        help="quantas vezes a GPU da medição é mais rápida que uma T4 (padrão 1; uma H100, ~3)")
     args = parser.parse_args(argv)
+    if args.aceleracao <= 0:
+        parser.error("--aceleracao precisa ser um número positivo (1 = uma T4)")
+
+    capitulos = escolher(args.capitulos)
+    if args.grupos or args.grupo is not None:
+        segundos = estimativas_s(capitulos, args.aceleracao)
+        grupos = agrupar(capitulos, segundos, args.orcamento)
+        if args.grupos:
+            extras = (["--pesos-sinteticos"] if args.pesos_sinteticos else []) + list(args.capitulos)
+            print(mostrar_grupos(grupos, segundos, args.orcamento, args.aceleracao, extras))
+            return 0
+        if not 1 <= args.grupo <= len(grupos):
+            parser.error(f"--grupo {args.grupo} não existe: com este orçamento há {len(grupos)} grupo(s) "
+                         f"(veja --grupos)")
+        capitulos = grupos[args.grupo - 1]
+        print(f"grupo {args.grupo} de {len(grupos)}: {', '.join(capitulos)}", flush=True)
 
     fumaca = os.environ.get("LLM_FUMACA", "").strip().lower() in ("1", "true", "sim")
     origem = None
@@ -244,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     falhas = 0
     inicio_total = time.perf_counter()
     try:
-        for capitulo in escolher(args.capitulos):
+        for capitulo in capitulos:
             restante = args.orcamento - (time.perf_counter() - inicio_total)
             if restante <= 0:
                 falhas += 1

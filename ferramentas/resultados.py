@@ -5,10 +5,12 @@ Cada notebook de treino grava as suas métricas, o modo, a máquina e o tempo em
 (versionados: são os resultados da execução gravada nos notebooks). Este script escreve com eles:
 
 - a tabela do README principal, entre as linhas `<!-- resultados:inicio -->` e `<!-- resultados:fim -->`;
-- cada número citado nos READMEs e diários, escrito entre marcas que dizem de onde ele vem:
-  `<!--r 05-pretreino val_loss 3-->4,496<!--/r-->` (capítulo, chave — com pontos para entrar em listas e
-  dicionários, ex. `dpo.acerto_exato.1` — e formato: casas decimais, `pct` + casas para porcentagem, `s` para o
-  tempo do registro). Nenhum desses números é digitado à mão.
+- cada número citado nos textos do curso — os `.md` de cada capítulo e as células de markdown dos notebooks —,
+  escrito entre marcas que dizem de onde ele vem: `<!--r 05-pretreino val_loss 3-->4,496<!--/r-->` (capítulo,
+  chave — com pontos para entrar em listas e dicionários, ex. `dpo.acerto_exato.1`, ou `tempo_s` para o tempo do
+  registro — e formato: casas decimais, `pct` + casas para porcentagem, `e` + casas para notação científica,
+  como 7,5e-08). Nenhum desses números é digitado à mão. As marcas são comentários HTML: no GitHub, no Jupyter e
+  no Colab só o número aparece.
 
 Uso:
     python ferramentas/resultados.py            # reescreve a tabela e os números marcados
@@ -48,6 +50,16 @@ DESTAQUES = {
         f"BPE de {br(m['bpe_vocab'], 0)} tokens: {br(m['tokens_por_palavra_bpe'][str(m['bpe_vocab'])])} tokens/palavra "
         f"(GPT-2: {br(m['tokens_por_palavra_gpt2'])}); `from_gpt2` "
         f"{'idêntico' if m['ids_identicos_ao_tiktoken'] else 'DIFERENTE'} ao tiktoken"),
+    "03-atencao": lambda m: (
+        f"`MultiHeadAttention` × PyTorch: diferença máxima {m['mha_x_pytorch_max_diferenca']:.1e}; tarefa de "
+        f"cópia: acurácia {br(m['copia_acuracia_antes'], 3)} (acaso {br(m['copia_acaso'], 3)}) → "
+        f"{br(m['copia_acuracia_depois'], 3)} em {m['copia_passos']} passos"),
+    "04-gpt": lambda m: (
+        f"`GPTModel` {br(m['parametros_gptmodel'], 0)} parâmetros "
+        f"(GPT-2 original {br(m['parametros_gpt2_openai'], 0)}); "
+        f"{br(m['tokens_por_s'], 0)} tokens/s no forward; perda inicial {br(m['perda_inicial']['pytorch'][0], 3)} "
+        f"(padrão do PyTorch) × {br(m['perda_inicial']['gpt2'][0], 3)} (GPT-2) contra "
+        f"ln V = {br(m['ln_vocab'], 3)}"),
     "05-pretreino": lambda m: (
         f"validação (livro fora do treino) {br(m['val_bits_por_caractere'], 3)} bits/caractere em "
         f"{br(m['passos'], 0)} passos · tabela de bigramas {br(m['bigrama_bits_por_caractere'], 3)} · unigramas "
@@ -98,8 +110,9 @@ NUMERO = re.compile(r"<!--r (?P<capitulo>[\w-]+) (?P<chave>[^<>]+?) (?P<formato>
 
 
 def textos_do_curso(raiz: Path) -> list[Path]:
-    """Os textos que citam resultados: o README principal e os .md de cada capítulo."""
-    return [raiz / "README.md", *sorted(raiz.glob("[0-9][0-9]-*/*.md"))]
+    """Os textos que citam resultados: o README principal, os .md de cada capítulo e os notebooks."""
+    return [raiz / "README.md", *sorted(raiz.glob("[0-9][0-9]-*/**/*.md")),
+            *sorted(raiz.glob("[0-9][0-9]-*/notebook.ipynb"))]
 
 
 def valor_marcado(registros: dict[str, dict], capitulo: str, chave: str, formato: str) -> str:
@@ -116,6 +129,8 @@ def valor_marcado(registros: dict[str, dict], capitulo: str, chave: str, formato
         return str(valor)
     if formato.startswith("pct"):
         return pct(valor, int(formato[3:] or 1))
+    if formato.startswith("e"):
+        return f"{valor:.{int(formato[1:] or 1)}e}".replace(".", ",")
     return br(valor, int(formato))
 
 
@@ -132,12 +147,38 @@ def atualizar_numeros(texto: str, registros: dict[str, dict]) -> tuple[str, list
     return NUMERO.sub(trocar, texto), diferentes
 
 
+def atualizar_notebook(texto: str, registros: dict[str, dict]) -> tuple[str, list[str]]:
+    """As marcas das células de markdown de um notebook (o código e as saídas ficam como estão).
+
+    Só as células que mudam são reescritas; o arquivo volta no formato em que o Jupyter o grava (indentação 1,
+    acentos como estão, quebra de linha no fim), então um notebook já em dia sai idêntico, byte a byte.
+    """
+    nb = json.loads(texto)
+    diferentes = []
+    for numero, celula in enumerate(nb["cells"]):
+        if celula["cell_type"] != "markdown":
+            continue
+        fonte = celula["source"] if isinstance(celula["source"], str) else "".join(celula["source"])
+        try:
+            nova, da_celula = atualizar_numeros(fonte, registros)
+        except KeyError as erro:
+            raise KeyError(f"célula {numero}: {erro.args[0]}") from None
+        diferentes += [f"célula {numero}: {d}" for d in da_celula]
+        if nova != fonte:
+            celula["source"] = nova if isinstance(celula["source"], str) else nova.splitlines(keepends=True)
+    if not diferentes:
+        return texto, []
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n", diferentes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mostrar", action="store_true", help="só imprime a tabela, sem mexer no README")
     parser.add_argument("--check", action="store_true", help="só confere a tabela e os números marcados")
+    parser.add_argument("--raiz", type=Path, default=RAIZ, help="a cópia do curso a tratar (padrão: este repositório)")
     args = parser.parse_args(argv)
-    registros = ler_resultados(RAIZ / "artefatos" / "resultados")
+    raiz = args.raiz.resolve()
+    registros = ler_resultados(raiz / "artefatos" / "resultados")
     if not registros:
         print("Nenhum resultado em artefatos/resultados/: execute os notebooks antes (ferramentas/executar.py).")
         return 1
@@ -146,14 +187,16 @@ def main(argv: list[str] | None = None) -> int:
         print(texto)
         return 0
     por_capitulo = {r["capitulo"]: r for r in registros}
-    problemas = []
-    for caminho in textos_do_curso(RAIZ):
+    problemas, erros = [], []
+    for caminho in textos_do_curso(raiz):
         original = caminho.read_text(encoding="utf-8")
+        atualizar = atualizar_notebook if caminho.suffix == ".ipynb" else atualizar_numeros
         try:
-            novo, diferentes = atualizar_numeros(original, por_capitulo)
-        except KeyError as erro:
-            raise SystemExit(f"{caminho.relative_to(RAIZ)}: {erro.args[0]}") from None
-        if caminho.name == "README.md" and caminho.parent == RAIZ:
+            novo, diferentes = atualizar(original, por_capitulo)
+        except KeyError as erro:          # uma marca sem resultado: conta como problema e segue para os outros textos
+            erros.append(f"{caminho.relative_to(raiz)}: {erro.args[0]}")
+            continue
+        if caminho.name == "README.md" and caminho.parent == raiz:
             if INICIO not in novo or FIM not in novo:
                 raise SystemExit(f"README.md não tem as marcas {INICIO} e {FIM}")
             antes, resto = novo.split(INICIO, 1)
@@ -161,17 +204,21 @@ def main(argv: list[str] | None = None) -> int:
             if atual.strip() != texto:
                 diferentes.append("a tabela de resultados")
             novo = f"{antes}{INICIO}\n{texto}\n{FIM}{depois}"
-        problemas += [f"{caminho.relative_to(RAIZ)}: {d}" for d in diferentes]
+        problemas += [f"{caminho.relative_to(raiz)}: {d}" for d in diferentes]
         if not args.check and novo != original:
             caminho.write_text(novo, encoding="utf-8")
+    if erros:
+        print("Marcas que não acham o seu resultado (execute o notebook do capítulo ou corrija a marca):\n  "
+              + "\n  ".join(erros))
     if args.check:
         if problemas:
             print("Números desatualizados (rode `python ferramentas/resultados.py`):\n  " + "\n  ".join(problemas))
             return 1
-        print("tabela e números marcados conferem com artefatos/resultados/")
+        if not erros:
+            print("tabela e números marcados conferem com artefatos/resultados/")
     else:
         print(f"tabela de {len(registros)} capítulos e números marcados escritos ({len(problemas)} atualizados)")
-    return 0
+    return 1 if erros else 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 
-# %% 03-atencao/notebook.ipynb · célula 65
+# %% 03-atencao/notebook.ipynb · célula 71
 class MultiHeadAttention(nn.Module):
     """Atenção causal com várias cabeças, calculadas juntas e separadas com view/transpose.
 
@@ -51,7 +51,7 @@ class MultiHeadAttention(nn.Module):
         return self.out_proj(context)
 
 
-# %% 03-atencao/notebook.ipynb · célula 70
+# %% 03-atencao/notebook.ipynb · célula 76
 def attention_weights(mha: MultiHeadAttention, x: torch.Tensor, causal: bool = True) -> torch.Tensor:
     """Pesos de atenção de cada cabeça de `mha` para a entrada x: (lote, cabeças, T, T), sem dropout.
 
@@ -67,7 +67,7 @@ def attention_weights(mha: MultiHeadAttention, x: torch.Tensor, causal: bool = T
     return torch.softmax(attn_scores / mha.head_dim ** 0.5, dim=-1)
 
 
-# %% 03-atencao/notebook.ipynb · célula 86
+# %% 03-atencao/notebook.ipynb · célula 92
 def copy_task_batch(batch_size: int, seq_len: int, vocab_size: int, k: int,
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Lote da tarefa "copie o token k posições atrás": (entradas, alvos), ambos (batch_size, seq_len).
@@ -81,3 +81,26 @@ def copy_task_batch(batch_size: int, seq_len: int, vocab_size: int, k: int,
     targets = torch.full_like(inputs, -100)
     targets[:, k:] = inputs[:, :-k]
     return inputs, targets
+
+
+# %% 03-atencao/notebook.ipynb · célula 112
+# O que a execução deste capítulo tem de reproduzir (capítulo 00, seção 8). As contas com pesos sorteados são
+# exatas; os erros de arredondamento e o treino curto da cópia mudam um pouco de máquina para máquina; tempos não
+# se comparam.
+ATENCAO_CHECKS = {
+    "capitulo": "03-atencao",
+    "tolerancias": {"mha_x_pytorch_max_diferenca": 1e-6, "sdpa_max_diferenca": 1e-6, "pena_delta.decodificador": 1e-6,
+                    "cossenos_mha": 0.001, "copia_peso_depois": 0.01, "copia_acuracia_depois": 0.01,
+                    "copia_perda_final": 0.001, "sdpa_ms": None, "sdpa_vezes_mais_rapida": None},
+    "conclusoes": {
+        "a softmax de pontuações pequenas achata as diferenças":
+            "m('softmax_olhos.olhos') < m('divisao_pela_soma_olhos.olhos')",
+        "a nossa atenção é a do PyTorch": "mha_x_pytorch_max_diferenca <= 1e-5",
+        "com a máscara causal o passado fica intocado; sem ela, não":
+            "causal_max_diferenca == 0 < sem_mascara_max_diferenca",
+        "a atenção treinada aprende a copiar, partindo do acaso":
+            "copia_acuracia_antes < 2 * copia_acaso and copia_acuracia_depois > 0.95 and copia_peso_depois > 0.9",
+        "no decodificador, a pista que vem depois não muda o vetor de \"pena\"":
+            "m('pena_delta.decodificador') < 1e-5 < m('pena_delta.codificador')",
+    },
+}

@@ -33,14 +33,28 @@ EXTRAS_CHECKS = {
     "tolerancias": {"kv_cache_speedup": None, "kv_cache_tokens_por_s": None, "kv_cache_ms_ultimo_passo": None,
                     "kv_cache_tokens_novos": 0, "int8.mb_float32": 0, "int8.mb_int8": 0, "ddp.processos": 0,
                     "tamanho_dataset.tokens": 0, "tamanho_dataset.fracoes": 0, "rag_palavra_chave": 1,
-                    "geracao": (0.05, 0.15), "limites.perplexidade": (0.0, 0.1)},
+                    "geracao": (0.05, 0.15), "limites.perplexidade": (0.0, 0.1),
+                    "kv_cache_speedup_por_tamanho": None, "kv_cache_ms_passo_2": None, "kv_cache_execucoes_s": None,
+                    "kv_cache_maior_variacao_s": None, "kv_cache_distancia_s": None, "modelos": 0,
+                    "ddp_igual_processo_unico": 0, "juiz_probabilidade.respostas_validacao": 0,
+                    "preferencia.pares_validacao": 0, "roteador_aprendido.somas_teste": 0,
+                    "roteador_aprendido.outras_tarefas": 0, "dpo_preferencia_p": None},
     "conclusoes": {
         "o cache de K e V acelera a geração": "kv_cache_speedup > 1.5",
         "o int8 guarda o modelo em menos da metade dos bytes": "m('int8.mb_int8') < m('int8.mb_float32') / 2",
         "dois processos com DDP chegam aos mesmos pesos": "m('ddp.pesos_iguais')",
+        "2 processos com lote B chegam aos pesos de 1 processo com lote 2B": "ddp_igual_processo_unico",
+        "o cache acelera mais quanto mais tokens se gera":
+            "m('kv_cache_speedup_por_tamanho.80') > m('kv_cache_speedup_por_tamanho.10')",
         "mais texto de treino, menor perda de validação":
             "m('tamanho_dataset.val.3.media') < m('tamanho_dataset.val.0.media')",
         "o BM25 acha o trecho certo muito acima do acaso": "m('rag_hit_at_k.bm25.3') > 10 * m('rag_hit_at_k.acaso.3')",
+        "o juiz pela probabilidade concorda além do acaso (intervalo acima de zero)":
+            "m('juiz_probabilidade_kappa_ic95.0') > 0 and juiz_probabilidade_kappa > juiz_kappa + 0.3",
+        "o DPO não muda a preferência nos pares de validação":
+            "abs(dpo_preferencia_accuracy - sft_controle_preferencia_accuracy) < 0.1",
+        "o roteador aprendido acerta as somas de redação nova que a regra perde":
+            "roteador_aprendido_accuracy >= 0.85 and roteador_aprendido_accuracy > roteador_regra_accuracy + 0.5",
     },
 }
 
@@ -316,7 +330,7 @@ def generate_with_kv_cache(model: GPTModelKV, idx: torch.Tensor, max_new_tokens:
     return idx
 
 
-# %% 08-extras/notebook.ipynb · célula 74
+# %% 08-extras/notebook.ipynb · célula 77
 def compute_dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
                      reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
                      beta: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -331,26 +345,7 @@ def compute_dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: t
     return loss, chosen_rewards.detach().mean(), rejected_rewards.detach().mean()
 
 
-# %% 08-extras/notebook.ipynb · célula 81
-def mcnemar_test(hits_a: list[bool], hits_b: list[bool]) -> tuple[int, int, float]:
-    """Teste exato de McNemar para dois sistemas avaliados nos mesmos itens.
-
-    Devolve (b, c, p): b = itens que só A acerta, c = itens que só B acerta, p = probabilidade bilateral de uma
-    divisão tão desigual entre b e c se os dois sistemas fossem igualmente bons (binomial com p = 1/2).
-    """
-    if len(hits_a) != len(hits_b):
-        raise ValueError(f"Os dois sistemas precisam ser avaliados nos mesmos itens: {len(hits_a)} contra "
-                         f"{len(hits_b)} acertos.")
-    b = sum(bool(x) and not bool(y) for x, y in zip(hits_a, hits_b))
-    c = sum(bool(y) and not bool(x) for x, y in zip(hits_a, hits_b))
-    n = b + c
-    if n == 0:
-        return 0, 0, 1.0
-    cauda = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2 ** n
-    return b, c, min(1.0, 2 * cauda)
-
-
-# %% 08-extras/notebook.ipynb · célula 88
+# %% 08-extras/notebook.ipynb · célula 93
 def words_for_search(text: str) -> list[str]:
     """Palavras em minúsculas e sem acentos ("Tifóide" -> "tifoide"), o vocabulário da busca lexical."""
     sem_acento = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
@@ -387,7 +382,7 @@ class BM25:
         return sorted(range(len(s)), key=lambda i: -s[i])[:k]
 
 
-# %% 08-extras/notebook.ipynb · célula 99
+# %% 08-extras/notebook.ipynb · célula 104
 def cohen_kappa(rater_a: list, rater_b: list) -> float:
     """Kappa de Cohen entre dois avaliadores que rotularam os mesmos itens.
 
@@ -435,7 +430,7 @@ def verdict_logprobs(model, tokenizer, entry: dict, verdicts=(" sim", " não"),
     return scores
 
 
-# %% 08-extras/notebook.ipynb · célula 105
+# %% 08-extras/notebook.ipynb · célula 113
 def run_torchrun(script: str, args: list[str], nproc: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
     """Roda `torchrun --standalone --nproc_per_node=nproc script args` (como `python -m torch.distributed.run`,
     que funciona mesmo sem o atalho no PATH) e devolve o processo terminado, com a saída e o erro em texto.

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from llm_do_zero.oficina import get_data_file
+from llm_do_zero.oficina import amp_settings, get_data_file
 from llm_do_zero.gpt import GPTModel
-from llm_do_zero.pretreino import train_loop
+from llm_do_zero.pretreino import autocast_context, train_loop
 
 
 # %% 06-finetuning/notebook.ipynb · célula 7
@@ -27,7 +27,11 @@ FINETUNE_CHECKS = {
                     "test_accuracy_limpo_desvio": 0.02, "baseline_test_accuracy_limpo": 0.02,
                     "baseline_val_accuracy_limpo": 0.02, "baseline_test_accuracy_original": 0.02,
                     "pistas_test_accuracy_limpo": 0.02, "pistas_val_accuracy_limpo": 0.02, "selecao_validacao": 0.05,
-                    "epocas_sementes": 1, "receita": None, "segundos_selecao": None},
+                    "epocas_sementes": 1, "receita": None, "segundos_selecao": None,
+                    "diferenca_gpt_regua_pontos": 3.0, "diferenca_pareada_pontos_sementes": 4.0,
+                    "mcnemar_p_sementes": None, "sementes_acima_da_regua_fora_do_ruido": None,
+                    "val_epoca1_faixa": 0.05, "val_final_faixa": 0.05, "confusao": 60, "precisao": 0.05,
+                    "revocacao": 0.05},
     "conclusoes": {
         "o GPT ajustado fica muito acima da classe majoritária": "test_accuracy_limpo > maioria_test_accuracy + 0.25",
         "no texto original, a regra do espaço duplo é um atalho quase perfeito": "regra_espaco_duplo_accuracy > 0.9",
@@ -236,7 +240,7 @@ def calc_loss_loader_classifier(data_loader, model, device, num_batches: int | N
         return float("nan")
     num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
     total = 0.0
-    with torch.no_grad():
+    with torch.no_grad(), autocast_context(device, amp_settings(device)[0]):   # na GPU, como no treino
         for i, (input_batch, target_batch) in enumerate(data_loader):
             if i >= num_batches:
                 break
@@ -254,7 +258,7 @@ def calc_accuracy_loader(data_loader, model, device, num_batches: int | None = N
     estava_treinando = model.training
     model.eval()
     acertos, vistos = 0, 0
-    with torch.no_grad():
+    with torch.no_grad(), autocast_context(device, amp_settings(device)[0]):   # na GPU, como no treino
         for i, (input_batch, target_batch) in enumerate(data_loader):
             if i >= num_batches:
                 break
@@ -265,7 +269,7 @@ def calc_accuracy_loader(data_loader, model, device, num_batches: int | None = N
     return acertos / vistos
 
 
-# %% 06-finetuning/notebook.ipynb · célula 52
+# %% 06-finetuning/notebook.ipynb · célula 53
 def classifier_param_groups(model, lr: float, fast_lr: float | None = None) -> list[dict]:
     """Grupos do otimizador com os parâmetros treináveis: embeddings de token e cabeça com `fast_lr`, o resto com `lr`.
 
@@ -332,7 +336,7 @@ def train_classifier_simple(model, train_loader, val_loader, optimizer, device, 
     return (*colunas, epoch_val_accs)
 
 
-# %% 06-finetuning/notebook.ipynb · célula 56
+# %% 06-finetuning/notebook.ipynb · célula 57
 class LoRALayer(nn.Module):
     """O desvio de posto baixo da LoRA: x -> (alpha / rank) · (x A) B.
 
@@ -389,7 +393,7 @@ def replace_linear_with_lora(model: nn.Module, rank: int, alpha: float) -> nn.Mo
     return model
 
 
-# %% 06-finetuning/notebook.ipynb · célula 79
+# %% 06-finetuning/notebook.ipynb · célula 80
 def classify_text(text: str, model, tokenizer, device, max_length: int, pooling: str = "last") -> tuple[str, float]:
     """Classifica uma notícia: devolve ("falsa" ou "verdadeira", probabilidade dessa classe).
 

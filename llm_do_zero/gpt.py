@@ -63,7 +63,7 @@ class FeedForward(nn.Module):
         return self.layers(x)
 
 
-# %% 04-gpt/notebook.ipynb · célula 34
+# %% 04-gpt/notebook.ipynb · célula 37
 class TransformerBlock(nn.Module):
     """Atenção e feed-forward, cada um com pré-normalização, dropout e atalho (conexão residual)."""
 
@@ -83,7 +83,7 @@ class TransformerBlock(nn.Module):
         return x
 
 
-# %% 04-gpt/notebook.ipynb · célula 37
+# %% 04-gpt/notebook.ipynb · célula 40
 class GPTModel(nn.Module):
     """O GPT: embeddings de token e posição, n_layers blocos transformer, norma final e cabeça de saída.
 
@@ -113,7 +113,7 @@ class GPTModel(nn.Module):
         return self.out_head(x)  # logits: (lote, posições, vocab_size)
 
 
-# %% 04-gpt/notebook.ipynb · célula 51
+# %% 04-gpt/notebook.ipynb · célula 54
 def generate_text_simple(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int) -> torch.Tensor:
     """Geração gulosa (greedy): a cada passo, acrescenta o token mais provável.
 
@@ -144,7 +144,7 @@ def token_ids_to_text(token_ids: torch.Tensor, tokenizer) -> str:
     return tokenizer.decode(token_ids.squeeze(0).tolist())
 
 
-# %% 04-gpt/notebook.ipynb · célula 58
+# %% 04-gpt/notebook.ipynb · célula 61
 # Buffers (não pesos) que alguns arquivos do GPT-2 trazem: a máscara causal guardada em cada bloco.
 GPT2_BUFFERS = (".attn.bias", ".attn.masked_bias")
 
@@ -212,7 +212,7 @@ def load_weights_into_gpt(gpt: "GPTModel", state_dict: dict) -> "GPTModel":
     return gpt
 
 
-# %% 04-gpt/notebook.ipynb · célula 74
+# %% 04-gpt/notebook.ipynb · célula 77
 def init_gpt2_weights(model: "GPTModel", std: float = 0.02, scale_residual: bool = True) -> "GPTModel":
     """Aplica a inicialização do GPT-2 a um GPTModel (no lugar) e devolve o próprio modelo.
 
@@ -237,7 +237,7 @@ def init_gpt2_weights(model: "GPTModel", std: float = 0.02, scale_residual: bool
     return model
 
 
-# %% 04-gpt/notebook.ipynb · célula 80
+# %% 04-gpt/notebook.ipynb · célula 83
 class RMSNorm(nn.Module):
     """Divide cada vetor pela raiz da média dos seus quadrados (RMS) e aplica uma escala aprendida; sem deslocamento."""
 
@@ -251,7 +251,7 @@ class RMSNorm(nn.Module):
         return self.scale * x / rms
 
 
-# %% 04-gpt/notebook.ipynb · célula 83
+# %% 04-gpt/notebook.ipynb · célula 86
 class SwiGLU(nn.Module):
     """Feed-forward com porta dos modelos modernos: fc3(SiLU(fc1(x)) * fc2(x)), sem vieses."""
 
@@ -265,7 +265,7 @@ class SwiGLU(nn.Module):
         return self.fc3(nn.functional.silu(self.fc1(x)) * self.fc2(x))
 
 
-# %% 04-gpt/notebook.ipynb · célula 86
+# %% 04-gpt/notebook.ipynb · célula 89
 def rope_angles(head_dim: int, context_length: int, theta_base: float = 10_000.0) -> torch.Tensor:
     """Ângulos da RoPE, (context_length, head_dim // 2): o ângulo p · θ_i do par i na posição p.
 
@@ -293,11 +293,11 @@ def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     return girado.flatten(-2)
 
 
-# %% 04-gpt/notebook.ipynb · célula 92
+# %% 04-gpt/notebook.ipynb · célula 95
 class GroupedQueryAttention(nn.Module):
     """Atenção causal com consultas agrupadas (GQA): num_heads cabeças de consulta, num_kv_groups pares K, V.
 
-    num_kv_groups = num_heads é a atenção multi-cabeça comum; num_kv_groups = 1, a multi-query attention.
+    num_kv_groups = num_heads é a atenção multicabeça comum; num_kv_groups = 1, a multi-query attention.
     Entrada (lote, T, d_in) -> saída (lote, T, d_out).
     """
 
@@ -337,3 +337,25 @@ class GroupedQueryAttention(nn.Module):
         attn_weights = self.dropout(torch.softmax(attn_scores / self.head_dim ** 0.5, dim=-1))
         context = (attn_weights @ values).transpose(1, 2).contiguous().view(b, num_tokens, self.d_out)
         return self.out_proj(context)
+
+
+# %% 04-gpt/notebook.ipynb · célula 117
+# O que a execução deste capítulo tem de reproduzir (capítulo 00, seção 8). Contagens e contas com pesos sorteados
+# são exatas; a velocidade depende da máquina e não se compara.
+GPT_CHECKS = {
+    "capitulo": "04-gpt",
+    "tolerancias": {"forward_ms": None, "tokens_por_s": None, "gflops_por_s": None, "gradiente_por_camada": (0, 0.1),
+                    "razao_20_camadas": (0, 0.2)},
+    "conclusoes": {
+        "a cabeça separada soma exatamente vocab × emb_dim":
+            "parametros_gptmodel - parametros_amarrado == parametros_cabeca",
+        "quase metade dos parâmetros está nas tabelas de vocabulário":
+            "0.4 < m('fatia_parametros.vocabulario') < 0.5",
+        "sem atalhos o gradiente da primeira camada some":
+            "m('gradiente_por_camada.sem_atalhos.0') < 1e-3 * m('gradiente_por_camada.sem_atalhos.7')",
+        "a receita do GPT-2 começa mais perto do chute uniforme":
+            "abs(m('perda_inicial.gpt2.0') - ln_vocab) < abs(m('perda_inicial.pytorch.0') - ln_vocab)",
+        "com a escala residual, o desvio da esteira não depende da profundidade":
+            "abs(m('desvio_no_fundo.48_com_escala') - m('desvio_no_fundo.12_com_escala')) < 0.01",
+    },
+}

@@ -5,7 +5,9 @@ ARQUIVO GERADO por `python ferramentas/exportar.py` a partir das células `# exp
 """
 from collections import Counter
 from functools import partial
+from importlib import resources
 import json
+import math
 from pathlib import Path
 import random
 import re
@@ -17,13 +19,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from llm_do_zero.oficina import (
-    artifacts_dir, DownloadError, get_device, get_mode, mode_settings, progress_bar, project_root, set_seed,
+    amp_settings, artifacts_dir, DownloadError, get_device, get_mode, mode_settings, progress_bar,
+    project_root, set_seed,
 )
 from llm_do_zero.estatistica import wilson_interval
 from llm_do_zero.gpt import text_to_token_ids, token_ids_to_text
 from llm_do_zero.pretreino import (
-    evaluate_model, generate, load_base_model, load_checkpoint, save_checkpoint, tokenizer_from_state,
-    tokenizer_state, train_loop, warmup_cosine_lr,
+    autocast_context, evaluate_model, generate, load_base_model, load_checkpoint, save_checkpoint,
+    tokenizer_from_state, tokenizer_state, train_loop, warmup_cosine_lr,
 )
 
 
@@ -49,10 +52,22 @@ INSTRUCTION_CHECKS = {
     "padrao": 0.05,
     "tolerancias": {"exemplos_teste": 0, "exemplos_redacoes_novas": 0, "n_shots": 0, "epocas": 0,
                     "fonte_base": 0, "tokenizador": 0, "tempo_treino_s": None, "redacoes_so_mesma": 8,
-                    "redacoes_so_nova": 8, "mcnemar_redacoes_p": None, "por_tarefa": 0.15},
+                    "redacoes_so_nova": 8, "mcnemar_redacoes_p": None, "por_tarefa": 0.15,
+                    "busca_exact_match": 0, "busca_exact_match_redacoes_novas": 0,
+                    "parametros": 0, "contexto": 0, "mcnemar_busca_p": None, "busca_grupos": 8,
+                    "busca_grupos.tudo.busca": 0, "busca_grupos.regras.busca": 0, "busca_grupos.fatos.busca": 0,
+                    "busca_grupos.tudo.ajustado": 0.05, "busca_grupos.regras.ajustado": 0.05,
+                    "busca_grupos.fatos.ajustado": 0.05, "busca_grupos.tudo.p": None,
+                    "busca_grupos.regras.p": None, "busca_grupos.fatos.p": None},
     "conclusoes": {"o modelo ajustado acerta bem mais que o acaso": "exact_match > acaso_exact_match + 0.15",
                    "escolhendo entre opções, o ajustado vence o modelo base":
-                       "escolha_ajustado > escolha_base_few_shot"},
+                       "escolha_ajustado > escolha_base_few_shot",
+                   "nas regras (itens novos), o ajustado vence a busca no treino por mais de 15 pontos":
+                       "m('busca_grupos.regras.ajustado') > m('busca_grupos.regras.busca') + 0.15",
+                   "nos fatos, a busca no treino acerta tanto quanto o ajustado":
+                       "m('busca_grupos.fatos.busca') >= m('busca_grupos.fatos.ajustado') - 0.05",
+                   "com redações novas, o ajustado não passa da busca":
+                       "exact_match_redacoes_novas < busca_exact_match_redacoes_novas + 0.05"},
 }
 
 
@@ -77,11 +92,16 @@ def load_instruction_base(mode: str | None = None, device=None):
 # %% 07-instrucoes/notebook.ipynb · célula 13
 OPEN_TASK = "aberta"   # tarefa das perguntas abertas: mostradas, mas sem nota automática
 NEW_TEMPLATES_SPLIT = "teste_redacoes_novas"   # partição com os itens do teste pedidos com redações novas
+FACT_TASKS = ("capital", "antonimo", "categoria")   # tarefas de fatos: o teste pede fatos que o treino mostrou
 
 
 def instruction_data_path() -> Path:
-    """Caminho do conjunto de instruções do curso (`07-instrucoes/dados/instrucoes.json`)."""
-    return project_root() / "07-instrucoes" / "dados" / "instrucoes.json"
+    """Caminho do conjunto de instruções do curso: o do repositório (`07-instrucoes/dados/instrucoes.json`) ou,
+    com o pacote instalado pelo pip e usado fora do repositório, a cópia que vem dentro dele."""
+    no_repositorio = project_root() / "07-instrucoes" / "dados" / "instrucoes.json"
+    if no_repositorio.is_file():
+        return no_repositorio
+    return Path(str(resources.files("llm_do_zero").joinpath("dados", "instrucoes.json")))
 
 
 def load_instruction_data(path: str | Path | None = None) -> list[dict]:
@@ -115,9 +135,14 @@ RESPONSE_HEADER = "\n\n### Resposta:"
 def format_input(entry: dict, preambulo: bool | None = None) -> str:
     """Prompt no formato Alpaca em português, SEM a resposta: (preâmbulo +) instrução (+ entrada, se houver).
 
-    `preambulo=None` usa o padrão do modo (INSTRUCTION_SETTINGS); True/False força. O texto completo de um
-    exemplo é `format_input(entry) + RESPONSE_HEADER + " " + entry["saida"]`.
+    `preambulo=None` usa o padrão do modo (INSTRUCTION_SETTINGS); True/False força — quem usa um modelo já
+    ajustado passa o formato com que ele foi treinado (`load_instruction_model` o lê do checkpoint). O texto
+    completo de um exemplo é `format_input(entry) + RESPONSE_HEADER + " " + entry["saida"]`. Uma instrução vazia
+    é recusada: sem ela, o modelo geraria a partir de nada.
     """
+    if not str(entry.get("instrucao") or "").strip():
+        raise ValueError("A instrução está vazia: escreva o que o modelo deve fazer (a chave 'instrucao' do "
+                         "exemplo); a entrada, se houver, vai na chave 'entrada'.")
     if preambulo is None:
         preambulo = INSTRUCTION_SETTINGS[get_mode()]["preambulo"]
     texto = f"### Instrução: {entry['instrucao']}"
@@ -238,8 +263,9 @@ def generate_response(model, entry: dict, tokenizer, preambulo: bool | None = No
     já extraída. `tokenizer` é o do modelo; `shots`, exemplos resolvidos postos antes do pedido (few-shot)."""
     device = device or next(model.parameters()).device
     ids = text_to_token_ids(build_prompt(entry, preambulo, shots), tokenizer).to(device)
-    saida = generate(model, ids, max_new_tokens, context_size=model.pos_emb.weight.shape[0],
-                     eos_id=tokenizer.eot_token)
+    with autocast_context(device, amp_settings(device)[0]):      # na GPU, a mesma precisão mista do treino
+        saida = generate(model, ids, max_new_tokens, context_size=model.pos_emb.weight.shape[0],
+                         eos_id=tokenizer.eot_token)
     continuacao = token_ids_to_text(saida[:, ids.shape[1]:], tokenizer)   # só o que o modelo escreveu
     return extract_response(RESPONSE_HEADER + continuacao)
 
@@ -295,11 +321,11 @@ def option_logprobs(model, prompt_ids: list[int], options_ids: list[list[int]]) 
         alvos[i, n - 1:n - 1 + len(opcao)] = torch.tensor(opcao)
     entradas, alvos = entradas.to(device), alvos.to(device)
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), autocast_context(device, amp_settings(device)[0]):
         posicoes = torch.arange(entradas.shape[1], device=device)
         x = model.final_norm(model.trf_blocks(model.tok_emb(entradas) + model.pos_emb(posicoes)))
         contam = alvos != -100
-        logp = torch.log_softmax(model.out_head(x[contam]), dim=-1)
+        logp = torch.log_softmax(model.out_head(x[contam]).float(), dim=-1)
         logp = logp.gather(1, alvos[contam].unsqueeze(1)).squeeze(1)       # (tokens de todas as opções,)
         soma = torch.zeros(len(options_ids), device=device).index_add_(0, contam.nonzero()[:, 0], logp)
     return (soma / contam.sum(dim=1)).tolist()
@@ -372,7 +398,43 @@ def pick_shots(train_data: list[dict], n_shots: int, seed: int = 0) -> dict[str,
     return {t: rng.sample([e for e in train_data if e["tarefa"] == t], n_shots) for t in tarefas}
 
 
-# %% 07-instrucoes/notebook.ipynb · célula 47
+# %% 07-instrucoes/notebook.ipynb · célula 43
+def prompt_words(entry: dict) -> list[str]:
+    """As palavras (e números) do pedido — instrução e entrada —, normalizadas como as respostas."""
+    return re.findall(r"\w+", normalize_answer(f"{entry['instrucao']} {entry.get('entrada', '')}"))
+
+
+def lookup_results(entries: list[dict], train_data: list[dict]) -> list[dict]:
+    """Linha de base da busca: cada exemplo recebe a resposta do pedido de TREINO mais parecido com o dele.
+
+    "Parecido" é o cosseno entre vetores TF-IDF das palavras do pedido (`prompt_words`): cada palavra pesa
+    log(N / nº de pedidos de treino que a têm), então as que aparecem em todo pedido quase não contam e as raras
+    (um estado, um número, uma palavra da lista) decidem. Nenhum modelo: só memória do treino e comparação de
+    palavras. Um modelo que não passa desta régua pode estar só reconhecendo pedidos. Pontue com `score_by_task`.
+    """
+    treino = [e for e in train_data if e["tarefa"] != OPEN_TASK]
+    contagens = [Counter(prompt_words(e)) for e in treino]
+    frequencia = Counter(p for c in contagens for p in c)
+    idf = {p: math.log(len(treino) / n) for p, n in frequencia.items()}
+
+    def vetor(contagem: Counter) -> dict[str, float]:
+        pesos = {p: n * idf.get(p, 0.0) for p, n in contagem.items()}
+        norma = math.sqrt(sum(v * v for v in pesos.values())) or 1.0
+        return {p: v / norma for p, v in pesos.items()}
+
+    vetores = [vetor(c) for c in contagens]
+    resultados = []
+    for e in entries:
+        if e["tarefa"] == OPEN_TASK:
+            continue
+        v = vetor(Counter(prompt_words(e)))
+        similaridades = [sum(peso * w.get(p, 0.0) for p, peso in v.items()) for w in vetores]
+        melhor = max(range(len(treino)), key=similaridades.__getitem__)
+        resultados.append({**e, "resposta": treino[melhor]["saida"], "vizinho": treino[melhor]})
+    return resultados
+
+
+# %% 07-instrucoes/notebook.ipynb · célula 51
 def calc_loss_batch_masked(input_batch: torch.Tensor, target_batch: torch.Tensor, model, device,
                            ignore_index: int = -100) -> torch.Tensor:
     """A mesma perda de `calc_loss_batch`, calculando a cabeça de saída só onde o alvo não é `ignore_index`.
@@ -389,7 +451,7 @@ def calc_loss_batch_masked(input_batch: torch.Tensor, target_batch: torch.Tensor
     return torch.nn.functional.cross_entropy(logits, target_batch[contam])
 
 
-# %% 07-instrucoes/notebook.ipynb · célula 51
+# %% 07-instrucoes/notebook.ipynb · célula 55
 def train_instruction_model(model, train_loader, val_loader, optimizer, device, num_epochs: int, eval_freq: int,
                             eval_iter: int, sample_entries: list[dict], tokenizer,
                             max_seconds: float | None = None, preambulo: bool | None = None, lr_schedule=None,
@@ -438,6 +500,11 @@ def instruction_checkpoint_path(mode: str | None = None) -> Path:
     return artifacts_dir() / "checkpoints" / f"07-instrucoes-{mode or get_mode()}.pt"
 
 
+def prompt_format(mode: str | None = None) -> dict:
+    """O formato do prompt com que o modo treina, para guardar no checkpoint junto com o modelo."""
+    return {"preambulo": INSTRUCTION_SETTINGS[mode or get_mode()]["preambulo"]}
+
+
 def finetune_instructions(model, tokenizer, train_data: list[dict], val_data: list[dict], mode: str | None = None,
                           device=None, seed: int = 123) -> dict:
     """Ajuste fino por instruções com a configuração do modo (INSTRUCTION_SETTINGS).
@@ -478,10 +545,11 @@ def finetune_instructions(model, tokenizer, train_data: list[dict], val_data: li
 def load_instruction_model(mode: str | None = None, device=None):
     """Modelo ajustado para instruções, com o tokenizador dele. Devolve (model, tokenizer, config, fonte).
 
-    Usa o checkpoint do capítulo 07 deste modo, se existir e guardar o tokenizador; senão (checkpoint ausente,
-    de uma versão antiga sem tokenizador, ou que não combina), faz agora o ajuste fino do modelo de
-    `load_base_model` com a configuração do modo (no modo rápido, cerca de dois minutos) e o salva com o
-    tokenizador. `fonte` é 'checkpoint' ou 'ajuste'.
+    Usa o checkpoint do capítulo 07 deste modo, se existir e guardar o tokenizador e o formato do prompt; senão
+    (checkpoint ausente, de uma versão antiga, ou que não combina), faz agora o ajuste fino do modelo de
+    `load_base_model` com a configuração do modo (no modo rápido, cerca de dois minutos) e o salva com os dois.
+    `config` traz, além da configuração do modelo, `preambulo`: o formato com que ele foi treinado — é esse que
+    se passa a `format_input`/`generate_response`, não o do modo atual. `fonte` é 'checkpoint' ou 'ajuste'.
     """
     mode = mode or get_mode()
     device = device or get_device()
@@ -489,14 +557,16 @@ def load_instruction_model(mode: str | None = None, device=None):
     if caminho.exists():
         try:
             model, pacote = load_checkpoint(caminho, device)
-            if "tokenizer" not in pacote:
-                raise ValueError("ele não guarda o tokenizador do modelo: é de uma versão antiga do curso")
+            if "tokenizer" not in pacote or "formato_prompt" not in pacote:
+                raise ValueError("ele não guarda o tokenizador e o formato do prompt: é de uma versão antiga do "
+                                 "curso")
             tokenizer = tokenizer_from_state(pacote["tokenizer"])
             if tokenizer.n_vocab > pacote["config"]["vocab_size"]:
                 raise ValueError("o tokenizador guardado tem mais tokens do que o modelo")
+            formato = pacote["formato_prompt"]
             print(f"Modelo de instruções: checkpoint do capítulo 07 ({caminho.name}), com o tokenizador "
-                  f"{tokenizer.name}.")
-            return model.eval(), tokenizer, pacote["config"], "checkpoint"
+                  f"{tokenizer.name} e o prompt {'com' if formato['preambulo'] else 'sem'} preâmbulo.")
+            return model.eval(), tokenizer, {**pacote["config"], **formato}, "checkpoint"
         except ValueError as erro:
             print(f"O checkpoint {caminho.name} não serve ({erro}); vou ajustar um modelo agora e salvá-lo no "
                   f"lugar dele.")
@@ -505,6 +575,26 @@ def load_instruction_model(mode: str | None = None, device=None):
           f"(até {INSTRUCTION_SETTINGS[mode]['max_seconds']} s)...")
     train_data, val_data, _ = load_instruction_splits()
     historico = finetune_instructions(model, tokenizer, train_data, val_data, mode, device)
+    formato = prompt_format(mode)
     save_checkpoint(caminho, model, None, config, tokenizer=tokenizer_state(tokenizer), historico=historico,
-                    fonte_base=fonte_base)
-    return model.eval(), tokenizer, config, "ajuste"
+                    fonte_base=fonte_base, formato_prompt=formato)
+    return model.eval(), tokenizer, {**config, **formato}, "ajuste"
+
+
+# %% 07-instrucoes/notebook.ipynb · célula 67
+def mcnemar_test(hits_a: list[bool], hits_b: list[bool]) -> tuple[int, int, float]:
+    """Teste exato de McNemar para dois sistemas avaliados nos mesmos itens.
+
+    Devolve (b, c, p): b = itens que só A acerta, c = itens que só B acerta, p = probabilidade bilateral de uma
+    divisão tão desigual entre b e c se os dois sistemas fossem igualmente bons (binomial com p = 1/2).
+    """
+    if len(hits_a) != len(hits_b):
+        raise ValueError(f"Os dois sistemas precisam ser avaliados nos mesmos itens: {len(hits_a)} contra "
+                         f"{len(hits_b)} acertos.")
+    b = sum(bool(x) and not bool(y) for x, y in zip(hits_a, hits_b))
+    c = sum(bool(y) and not bool(x) for x, y in zip(hits_a, hits_b))
+    n = b + c
+    if n == 0:
+        return 0, 0, 1.0
+    cauda = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2 ** n
+    return b, c, min(1.0, 2 * cauda)

@@ -54,55 +54,7 @@ def get_mode() -> str:
     return modo
 
 
-# Só para os mantenedores: LLM_FUMACA=1 é o teste de fumaça (smoke test) de um modo. Todas as configurações e todos
-# os caminhos do código do modo continuam valendo, mas os passos, os dados e as avaliações encolhem para poucos,
-# e o modo completo inteiro roda em minutos numa CPU (.ci/run faz isso). Cada chave abaixo, onde aparecer nas
-# configurações de um capítulo, fica com no máximo este valor; None ("tudo") também vira este valor.
-SMOKE_LIMITS = {
-    "max_steps": 2, "steps": 2, "num_epochs": 1, "max_epochs": 1, "warmup_steps": 1, "batch_size": 2,  # treino
-    "eval_freq": 2, "eval_every": 2, "eval_iter": 1, "eval_batches": 1, "eval_texts": 4,             # avaliação
-    "max_new_tokens": 4, "samples": 1, "repeats": 1,
-    "train_pairs": 16, "train_examples": 8, "train_chars": 60_000, "val_chars": 20_000,             # dados
-    "corpus_tokens": 6_000, "pairs_per_task": 1, "val_pairs_per_task": 1, "per_size": 2, "per_phrasing": 1,
-    "passages": 8,                                                                                # acervo do RAG
-}
-SMOKE_SEEDS = 2          # listas de sementes ficam com as duas primeiras (ainda dá para medir a variação)
-
-
-def smoke_test() -> bool:
-    """True quando LLM_FUMACA=1 (teste de fumaça dos mantenedores): veja `mode_settings`."""
-    return os.environ.get("LLM_FUMACA", "").strip().lower() in ("1", "true", "sim")
-
-
-def mode_settings(settings: dict, mode: str | None = None) -> dict:
-    """As configurações de um capítulo para o modo (sem `mode`, o modo em uso): `settings[modo]`.
-
-    Com LLM_FUMACA=1, devolve uma cópia encolhida: cada chave de SMOKE_LIMITS, em qualquer nível, fica com no
-    máximo o limite, e as listas de sementes (`seeds`) com SMOKE_SEEDS itens. O resto (tamanho dos modelos, lotes,
-    taxas de aprendizado, contexto) é o do modo. Os números de uma execução assim não medem nada.
-    """
-    cfg = settings[mode or get_mode()]
-    if not smoke_test():
-        return cfg
-    aviso = "LLM_FUMACA=1: teste de fumaça, com poucos passos e poucos dados; os números não medem nada."
-    if aviso not in _avisos_dados:
-        _avisos_dados.add(aviso)
-        print(aviso)
-    return _shrink_for_smoke(cfg)
-
-
-def _shrink_for_smoke(valor, chave: str | None = None):
-    """Cópia de `valor` com os limites de SMOKE_LIMITS aplicados (recursiva em dicionários)."""
-    if isinstance(valor, dict):
-        return {k: _shrink_for_smoke(v, k) for k, v in valor.items()}
-    if chave == "seeds":
-        return type(valor)(list(valor)[:SMOKE_SEEDS])
-    if chave in SMOKE_LIMITS and (valor is None or (isinstance(valor, int) and not isinstance(valor, bool))):
-        return SMOKE_LIMITS[chave] if valor is None else min(valor, SMOKE_LIMITS[chave])
-    return valor
-
-
-# %% 00-oficina/notebook.ipynb · célula 22
+# %% 00-oficina/notebook.ipynb · célula 25
 def get_device() -> torch.device:
     """Melhor dispositivo disponível: GPU CUDA, depois GPU Apple (MPS), senão CPU."""
     if torch.cuda.is_available():
@@ -131,7 +83,7 @@ def set_seed(seed: int = 123) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-# %% 00-oficina/notebook.ipynb · célula 27
+# %% 00-oficina/notebook.ipynb · célula 30
 def amp_settings(device) -> tuple[torch.dtype | None, bool]:
     """(tipo do autocast, usar GradScaler?) para treinar em `device`.
 
@@ -170,7 +122,7 @@ def free_gpu_memory(device) -> None:
         torch.cuda.empty_cache()
 
 
-# %% 00-oficina/notebook.ipynb · célula 43
+# %% 00-oficina/notebook.ipynb · célula 46
 class _BarraDeTexto(_tqdm_texto):
     """A `tqdm` de texto, com `set_postfix` que espera o próximo redesenho em vez de forçar um."""
 
@@ -188,7 +140,7 @@ def progress_bar(iterable=None, total: int | None = None, desc: str | None = Non
     return _BarraDeTexto(iterable, total=total, desc=desc, **opcoes)
 
 
-# %% 00-oficina/notebook.ipynb · célula 53
+# %% 00-oficina/notebook.ipynb · célula 56
 def project_root() -> Path:
     """Raiz do repositório do curso (a pasta com `ferramentas/exportar.py`), procurando a partir da pasta atual."""
     atual = Path.cwd().resolve()
@@ -328,7 +280,7 @@ def _fetch_url(url: str, part: Path, timeout: float, quiet: bool) -> None:
         raise DownloadError(f"Não consegui baixar {url} ({motivo}). {ajuda}") from erro
 
 
-# %% 00-oficina/notebook.ipynb · célula 55
+# %% 00-oficina/notebook.ipynb · célula 58
 _MACHADO = "https://raw.githubusercontent.com/luxedo/dataset-machado-de-assis/master/txt"
 _GPT2_BPE = "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main"
 
@@ -385,7 +337,56 @@ def get_data_file(name: str, validate: Callable[[Path], None] | None = None, qui
                          validate=validate, quiet=quiet)
 
 
-# %% 00-oficina/notebook.ipynb · célula 62
+# %% 00-oficina/notebook.ipynb · célula 76
+# Só para os mantenedores: LLM_FUMACA=1 é o teste de fumaça (smoke test) de um modo. Todas as configurações e todos
+# os caminhos do código do modo continuam valendo, mas os passos, os dados e as avaliações encolhem para poucos,
+# e o modo completo inteiro roda em minutos numa CPU (.ci/run faz isso). Cada chave abaixo, onde aparecer nas
+# configurações de um capítulo, fica com no máximo este valor; None ("tudo") também vira este valor.
+SMOKE_LIMITS = {
+    "max_steps": 2, "steps": 2, "num_epochs": 1, "max_epochs": 1, "warmup_steps": 1, "batch_size": 2,  # treino
+    "eval_freq": 2, "eval_every": 2, "eval_iter": 1, "eval_batches": 1, "eval_texts": 4,             # avaliação
+    "max_new_tokens": 4, "samples": 1, "repeats": 1,
+    "train_pairs": 16, "train_examples": 8, "train_chars": 60_000, "val_chars": 20_000,             # dados
+    "corpus_tokens": 6_000, "pairs_per_task": 1, "val_pairs_per_task": 1, "per_size": 2, "per_phrasing": 1,
+    "passages": 8,                                                                                # acervo do RAG
+}
+SMOKE_SEEDS = 2          # listas de sementes ficam com as duas primeiras (ainda dá para medir a variação)
+
+
+def smoke_test() -> bool:
+    """True quando LLM_FUMACA=1 (teste de fumaça dos mantenedores): veja `mode_settings`."""
+    return os.environ.get("LLM_FUMACA", "").strip().lower() in ("1", "true", "sim")
+
+
+def mode_settings(settings: dict, mode: str | None = None) -> dict:
+    """As configurações de um capítulo para o modo (sem `mode`, o modo em uso): `settings[modo]`.
+
+    Com LLM_FUMACA=1, devolve uma cópia encolhida: cada chave de SMOKE_LIMITS, em qualquer nível, fica com no
+    máximo o limite, e as listas de sementes (`seeds`) com SMOKE_SEEDS itens. O resto (tamanho dos modelos, lotes,
+    taxas de aprendizado, contexto) é o do modo. Os números de uma execução assim não medem nada.
+    """
+    cfg = settings[mode or get_mode()]
+    if not smoke_test():
+        return cfg
+    aviso = "LLM_FUMACA=1: teste de fumaça, com poucos passos e poucos dados; os números não medem nada."
+    if aviso not in _avisos_dados:
+        _avisos_dados.add(aviso)
+        print(aviso)
+    return _shrink_for_smoke(cfg)
+
+
+def _shrink_for_smoke(valor, chave: str | None = None):
+    """Cópia de `valor` com os limites de SMOKE_LIMITS aplicados (recursiva em dicionários)."""
+    if isinstance(valor, dict):
+        return {k: _shrink_for_smoke(v, k) for k, v in valor.items()}
+    if chave == "seeds":
+        return type(valor)(list(valor)[:SMOKE_SEEDS])
+    if chave in SMOKE_LIMITS and (valor is None or (isinstance(valor, int) and not isinstance(valor, bool))):
+        return SMOKE_LIMITS[chave] if valor is None else min(valor, SMOKE_LIMITS[chave])
+    return valor
+
+
+# %% 00-oficina/notebook.ipynb · célula 79
 def save_results(capitulo: str, metricas: dict, tempo_s: float, device: torch.device | None = None) -> Path:
     """Grava `artefatos/resultados/<capitulo>.json` com métricas, tempo, modo e máquina."""
     destino = artifacts_dir() / "resultados" / f"{capitulo}.json"
@@ -405,7 +406,7 @@ def save_results(capitulo: str, metricas: dict, tempo_s: float, device: torch.de
     return destino
 
 
-# %% 00-oficina/notebook.ipynb · célula 64
+# %% 00-oficina/notebook.ipynb · célula 81
 OFICINA_CHECKS = {
     "capitulo": "00-oficina",
     "tolerancias": {"acuracia_teste_espirais": 0.03, "perda_final_treino": (0.02, 0.25)},

@@ -51,7 +51,8 @@ PRETRAIN_CHECKS = {
     "capitulo": "05-pretreino",
     "tolerancias": {"val_loss": 0.08, "train_loss": 0.08, "perplexidade_val": (0.0, 0.08),
                     "val_bits_por_caractere": 0.03, "diferenca_gpt_bigrama_ic95": 0.08,
-                    "bigrama_mesmas_janelas_bits_por_caractere": 0.01, "base_06_08_bits_por_caractere": 0.002},
+                    "bigrama_mesmas_janelas_bits_por_caractere": 0.01, "base_06_08_bits_por_caractere": 0.002,
+                    "tempo_treino_min": None},
     "conclusoes": {
         "o GPT do capítulo vence a tabela de bigramas no livro de validação":
             "val_bits_por_caractere < bigrama_bits_por_caractere",
@@ -167,6 +168,16 @@ def bigram_loss_on_windows(windows, val_ids, vocab_size: int) -> tuple[float, fl
 
 
 # %% 05-pretreino/notebook.ipynb · célula 30
+def autocast_context(device, dtype: torch.dtype | None):
+    """O `torch.autocast` do dispositivo quando há um tipo de precisão mista; senão um contexto que não faz nada.
+
+    Sem tipo, nem chega a criar o autocast (versões antigas do torch recusam `autocast("mps")` mesmo desligado).
+    """
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
 def calc_loss_batch(input_batch: torch.Tensor, target_batch: torch.Tensor, model, device) -> torch.Tensor:
     """Entropia cruzada média do próximo token em um lote (entrada e alvo com formato (lote, posições))."""
     input_batch, target_batch = input_batch.to(device), target_batch.to(device)
@@ -180,10 +191,11 @@ def calc_loss_loader(data_loader, model, device, num_batches: int | None = None)
     if num_batches == 0:
         return float("nan")
     total = 0.0
-    for i, (input_batch, target_batch) in enumerate(data_loader):
-        if i >= num_batches:
-            break
-        total += calc_loss_batch(input_batch, target_batch, model, device).item()
+    with autocast_context(device, amp_settings(device)[0]):      # na GPU, a precisão mista do treino
+        for i, (input_batch, target_batch) in enumerate(data_loader):
+            if i >= num_batches:
+                break
+            total += calc_loss_batch(input_batch, target_batch, model, device).item()
     return total / num_batches
 
 
@@ -211,16 +223,6 @@ def generate_and_print_sample(model, tokenizer, device, start_context: str, max_
 
 
 # %% 05-pretreino/notebook.ipynb · célula 32
-def autocast_context(device, dtype: torch.dtype | None):
-    """O `torch.autocast` do dispositivo quando há um tipo de precisão mista; senão um contexto que não faz nada.
-
-    Sem tipo, nem chega a criar o autocast (versões antigas do torch recusam `autocast("mps")` mesmo desligado).
-    """
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=dtype)
-
-
 def batch_size_of(batch) -> tuple[int, int]:
     """(tokens, exemplos) de um lote (entrada, alvo) de tensores; para outros lotes, (0, len(lote))."""
     entrada = batch[0] if isinstance(batch, (tuple, list)) and batch and torch.is_tensor(batch[0]) else None
@@ -346,6 +348,16 @@ def train_model_simple(model, train_loader, val_loader, optimizer, device, num_e
 
 
 # %% 05-pretreino/notebook.ipynb · célula 38
+def warmup_cosine_lr(step: int, total_steps: int, peak_lr: float, min_lr: float, warmup_steps: int) -> float:
+    """Taxa de aprendizado do passo `step` (0, 1, …): sobe em linha reta até `peak_lr` em `warmup_steps` passos,
+    depois desce em meia onda de cosseno até `min_lr` no passo `total_steps` (e fica lá)."""
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    progresso = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_lr + 0.5 * (peak_lr - min_lr) * (1 + math.cos(math.pi * progresso))
+
+
+# %% 05-pretreino/notebook.ipynb · célula 43
 def save_checkpoint(path: str | Path, model, optimizer=None, config: dict | None = None, **extra) -> Path:
     """Salva modelo (+ otimizador, se houver), configuração e extras em um arquivo carregável com weights_only=True."""
     path = Path(path)
@@ -438,17 +450,7 @@ def tokenizer_from_state(state: dict) -> tiktoken.Encoding:
                              special_tokens=dict(state["special_tokens"]))
 
 
-# %% 05-pretreino/notebook.ipynb · célula 42
-def warmup_cosine_lr(step: int, total_steps: int, peak_lr: float, min_lr: float, warmup_steps: int) -> float:
-    """Taxa de aprendizado do passo `step` (0, 1, …): sobe em linha reta até `peak_lr` em `warmup_steps` passos,
-    depois desce em meia onda de cosseno até `min_lr` no passo `total_steps` (e fica lá)."""
-    if step < warmup_steps:
-        return peak_lr * (step + 1) / warmup_steps
-    progresso = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_lr + 0.5 * (peak_lr - min_lr) * (1 + math.cos(math.pi * progresso))
-
-
-# %% 05-pretreino/notebook.ipynb · célula 46
+# %% 05-pretreino/notebook.ipynb · célula 47
 def base_checkpoint_path(mode: str | None = None) -> Path:
     """Onde o capítulo 05 guarda o modelo base pré-treinado de cada modo (em artefatos/checkpoints/)."""
     return artifacts_dir() / "checkpoints" / f"05-pretreino-{mode or get_mode()}.pt"
@@ -512,7 +514,7 @@ def pretrain_base_model(mode: str | None = None, device=None, seed: int = 123, s
     return model, historico
 
 
-# %% 05-pretreino/notebook.ipynb · célula 55
+# %% 05-pretreino/notebook.ipynb · célula 56
 COURSE_BASE_SETTINGS = {
     "model": {"vocab_size": COURSE_VOCAB_SIZE, "context_length": 128, "emb_dim": 256, "n_heads": 4, "n_layers": 2,
               "drop_rate": 0.0, "qkv_bias": False},
@@ -577,7 +579,7 @@ def load_course_base_model(device="cpu", folder: str | Path | None = None):
     return model.to(device).eval(), tokenizer, config, "curso"
 
 
-# %% 05-pretreino/notebook.ipynb · célula 74
+# %% 05-pretreino/notebook.ipynb · célula 75
 def generate(model, idx: torch.Tensor, max_new_tokens: int, context_size: int, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None) -> torch.Tensor:
     """Gera até `max_new_tokens` tokens depois de `idx` (formato (lote, n)) e devolve a sequência inteira.
@@ -627,7 +629,7 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, context_size: int, t
     return idx
 
 
-# %% 05-pretreino/notebook.ipynb · célula 84
+# %% 05-pretreino/notebook.ipynb · célula 85
 GPT2_SIZES = {
     "gpt2": {"emb_dim": 768, "n_layers": 12, "n_heads": 12},
     "gpt2-medium": {"emb_dim": 1024, "n_layers": 24, "n_heads": 16},
@@ -715,7 +717,7 @@ def load_gpt2(size: str = "gpt2", device="cpu") -> "GPTModel":
     return model.to(device).eval()
 
 
-# %% 05-pretreino/notebook.ipynb · célula 92
+# %% 05-pretreino/notebook.ipynb · célula 93
 BASE_SOURCES = ("auto", "curso", "checkpoint", "gpt2", "pretrain")
 
 

@@ -66,7 +66,7 @@ def train_bpe_naive(text: str, n_merges: int) -> dict[tuple[int, int], int]:
     """Treino de BPE ingênuo: reconta todos os pares de todos os pedaços depois de cada fusão.
 
     Devolve as fusões, (id, id) -> id do token novo, na ordem em que foram aprendidas. Segue a mesma regra de
-    `BPETokenizer.train` (o par mais frequente; empate: o de menores ids), só que devagar: serve de referência.
+    `train_bpe` (o par mais frequente; empate: o de menores ids), só que devagar: serve de referência.
     """
     words = [list(piece.encode("utf-8")) for piece in gpt2_pretokenizer().findall(text)]
     vocab = {b: bytes([b]) for b in range(256)}
@@ -99,32 +99,93 @@ def train_bpe_naive(text: str, n_merges: int) -> dict[tuple[int, int], int]:
 
 
 # %% 02-tokens/notebook.ipynb · célula 32
-def gpt2_bytes_to_unicode() -> dict[int, str]:
-    """A tabela do GPT-2 que dá a cada um dos 256 bytes um caractere visível.
-
-    Os arquivos `vocab.bpe` e `encoder.json` escrevem os tokens com esses caracteres (o espaço vira 'Ġ', a quebra
-    de linha vira 'Ċ'): os bytes imprimíveis ficam como estão e os outros são levados para 256, 257, ...
-    """
-    visible = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    table, extra = {}, 0
-    for b in range(256):
-        if b in visible:
-            table[b] = chr(b)
+def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    """Troca cada ocorrência de `pair` em `ids` (da esquerda para a direita) por `new_id`."""
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            out.append(new_id)
+            i += 2
         else:
-            table[b] = chr(256 + extra)
-            extra += 1
-    return table
+            out.append(ids[i])
+            i += 1
+    return out
 
 
-class BPETokenizer:
+def split_special(text: str, specials: set[str]) -> list[str]:
+    """Separa o texto nos tokens especiais dados, mantendo-os como partes próprias."""
+    if not specials:
+        return [text]
+    pattern = "(" + "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True)) + ")"
+    return [part for part in re.split(pattern, text) if part]
+
+
+def train_bpe(text: str, n_merges: int, special_tokens: tuple[str, ...] = ()) -> dict[tuple[int, int], int]:
+    """Treino de BPE rápido: as mesmas fusões de `train_bpe_naive`, com pedaços únicos, contagens incrementais e heap.
+
+    Devolve as fusões, (id, id) -> id do token novo, na ordem em que foram aprendidas. Os `special_tokens` são
+    cortados do texto antes do treino (nenhuma fusão atravessa um `<|endoftext|>`).
+    """
+    # 1. Pré-tokeniza e conta pedaços iguais uma vez só ("␣que" aparece milhares de vezes, vira 1 entrada).
+    pieces = Counter()
+    for part in split_special(text, set(special_tokens)):
+        if part not in special_tokens:
+            pieces.update(gpt2_pretokenizer().findall(part))
+    words = [list(piece.encode("utf-8")) for piece in pieces]
+    freqs = list(pieces.values())
+    # 2. Contagem de todos os pares vizinhos, e um índice par -> palavras que o contêm.
+    pair_counts: Counter = Counter()
+    where = defaultdict(set)
+    for w, word in enumerate(words):
+        for pair in zip(word, word[1:]):
+            pair_counts[pair] += freqs[w]
+            where[pair].add(w)
+    # 3. Um heap (fila de prioridade) entrega o par mais frequente; entradas desatualizadas são puladas.
+    heap = [(-count, pair) for pair, count in pair_counts.items()]
+    heapq.heapify(heap)
+    vocab = {b: bytes([b]) for b in range(256)}
+    ids_of = {tok: i for i, tok in vocab.items()}
+    merges: dict[tuple[int, int], int] = {}
+    while len(merges) < n_merges and heap:
+        neg_count, pair = heapq.heappop(heap)
+        if pair_counts.get(pair, 0) != -neg_count:
+            continue  # a contagem deste par mudou depois que ele entrou no heap
+        new_bytes = vocab[pair[0]] + vocab[pair[1]]
+        new_id = ids_of.get(new_bytes)  # os mesmos bytes já formados por outro par? reaproveita o id
+        if new_id is None:
+            new_id = len(vocab)
+            vocab[new_id], ids_of[new_bytes] = new_bytes, new_id
+        merges[pair] = new_id
+        # 4. Só as palavras que contêm o par mudam: desconta os pares antigos delas, conta os novos.
+        changed = set()
+        for w in where.pop(pair, ()):
+            old, freq = words[w], freqs[w]
+            new = merge_pair(old, pair, new_id)
+            for p in zip(old, old[1:]):
+                pair_counts[p] -= freq
+                changed.add(p)
+            for p in zip(new, new[1:]):
+                pair_counts[p] += freq
+                where[p].add(w)
+                changed.add(p)
+            words[w] = new
+        for p in changed:
+            if pair_counts[p] > 0:
+                heapq.heappush(heap, (-pair_counts[p], p))
+            else:
+                del pair_counts[p]
+    return merges
+
+
+# %% 02-tokens/notebook.ipynb · célula 36
+class BPETokenizerSimple:
     """Tokenizador BPE (byte pair encoding) em nível de bytes, com a pré-tokenização do GPT-2.
 
-    - `BPETokenizer().train(texto, vocab_size)` aprende as fusões (merges) num texto;
-    - `BPETokenizer.from_gpt2(vocab_bpe, encoder_json)` carrega as fusões do GPT-2 (ids idênticos aos do tiktoken);
-    - `encode(texto, allowed_special=...)` / `decode(ids)`: ida e volta exata para qualquer texto Unicode;
-    - `save`/`load` guardam as fusões em JSON; `to_tiktoken()` roda as mesmas fusões no motor rápido do tiktoken.
+    - `BPETokenizerSimple().train(texto, vocab_size)` aprende as fusões (merges) num texto (com `train_bpe`);
+    - `encode(texto, allowed_special=...)` / `decode(ids)`: ida e volta exata para qualquer texto Unicode.
 
     `vocab` guarda id -> bytes; `merges` guarda (id, id) -> id do token novo, na ordem em que foram aprendidas.
+    A classe completa do curso, `BPETokenizer` (seção 3), herda tudo isto e acrescenta o GPT-2 e os arquivos.
     """
 
     def __init__(self):
@@ -144,13 +205,11 @@ class BPETokenizer:
         self._ranks = {pair: rank for rank, pair in enumerate(self.merges)}
         self._cache: dict[str, list[int]] = {}
 
-    # ---------------------------------------------------------------- treino
     def train(self, text: str, vocab_size: int, special_tokens: tuple[str, ...] = ("<|endoftext|>",)):
         """Aprende `vocab_size - 256 - len(special_tokens)` fusões em `text`; devolve o próprio tokenizador.
 
-        Cada fusão junta o par de tokens vizinhos mais frequente (empate: o par de menores ids), sem nunca
-        atravessar a fronteira de um pedaço da pré-tokenização. Mesmo texto e mesmo `vocab_size`, mesmo resultado;
-        e as primeiras fusões de um vocabulário maior são exatamente as de um menor.
+        Mesmo texto e mesmo `vocab_size`, mesmo resultado; e as primeiras fusões de um vocabulário maior são
+        exatamente as de um menor. Os tokens especiais ficam com os últimos ids.
         """
         n_merges = vocab_size - 256 - len(special_tokens)
         if n_merges < 0:
@@ -158,75 +217,16 @@ class BPETokenizer:
                              f"{len(special_tokens)} tokens especiais já ocupam {256 + len(special_tokens)}.")
         if not text:
             raise ValueError("O texto de treino está vazio.")
-        # 1. Pré-tokeniza e conta pedaços iguais uma vez só ("␣que" aparece milhares de vezes, vira 1 entrada).
-        pieces = Counter()
-        for part in self._split_special(text, set(special_tokens)):
-            if part not in special_tokens:
-                pieces.update(gpt2_pretokenizer().findall(part))
-        words = [list(piece.encode("utf-8")) for piece in pieces]
-        freqs = list(pieces.values())
-        # 2. Contagem de todos os pares vizinhos, e um índice par -> palavras que o contêm.
-        pair_counts: Counter = Counter()
-        where = defaultdict(set)
-        for w, word in enumerate(words):
-            for pair in zip(word, word[1:]):
-                pair_counts[pair] += freqs[w]
-                where[pair].add(w)
-        # 3. Um heap (fila de prioridade) entrega o par mais frequente; entradas desatualizadas são puladas.
-        heap = [(-count, pair) for pair, count in pair_counts.items()]
-        heapq.heapify(heap)
-        vocab = {b: bytes([b]) for b in range(256)}
-        ids_of = {tok: i for i, tok in vocab.items()}
-        merges: dict[tuple[int, int], int] = {}
-        while len(merges) < n_merges and heap:
-            neg_count, pair = heapq.heappop(heap)
-            if pair_counts.get(pair, 0) != -neg_count:
-                continue  # a contagem deste par mudou depois que ele entrou no heap
-            new_bytes = vocab[pair[0]] + vocab[pair[1]]
-            new_id = ids_of.get(new_bytes)  # os mesmos bytes já formados por outro par? reaproveita o id
-            if new_id is None:
-                new_id = len(vocab)
-                vocab[new_id], ids_of[new_bytes] = new_bytes, new_id
-            merges[pair] = new_id
-            # 4. Só as palavras que contêm o par mudam: desconta os pares antigos delas, conta os novos.
-            changed = set()
-            for w in where.pop(pair, ()):
-                old, freq = words[w], freqs[w]
-                new = self._merge_pair(old, pair, new_id)
-                for p in zip(old, old[1:]):
-                    pair_counts[p] -= freq
-                    changed.add(p)
-                for p in zip(new, new[1:]):
-                    pair_counts[p] += freq
-                    where[p].add(w)
-                    changed.add(p)
-                words[w] = new
-            for p in changed:
-                if pair_counts[p] > 0:
-                    heapq.heappush(heap, (-pair_counts[p], p))
-                else:
-                    del pair_counts[p]
-        self.vocab, self.merges = vocab, merges
-        self.special_tokens = {tok: len(vocab) + k for k, tok in enumerate(special_tokens)}
+        self.merges = train_bpe(text, n_merges, special_tokens)
+        self.vocab = {b: bytes([b]) for b in range(256)}
+        for (left, right), new in self.merges.items():
+            self.vocab[new] = self.vocab[left] + self.vocab[right]
+        self.special_tokens = {tok: len(self.vocab) + k for k, tok in enumerate(special_tokens)}
         for tok, i in self.special_tokens.items():
             self.vocab[i] = tok.encode("utf-8")
         self._prepare()
         return self
 
-    @staticmethod
-    def _merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-        """Troca cada ocorrência de `pair` em `ids` (da esquerda para a direita) por `new_id`."""
-        out, i = [], 0
-        while i < len(ids):
-            if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
-                out.append(new_id)
-                i += 2
-            else:
-                out.append(ids[i])
-                i += 1
-        return out
-
-    # ---------------------------------------------------------------- codificar e decodificar
     def _encode_piece(self, piece: str) -> list[int]:
         """Bytes do pedaço -> ids, aplicando sempre a fusão disponível aprendida mais cedo (menor posto)."""
         ids = [self._byte_ids[b] for b in piece.encode("utf-8")]
@@ -258,7 +258,7 @@ class BPETokenizer:
                              f"use encode(texto, allowed_special={{{forbidden[0]!r}}}).")
         try:
             out = []
-            for part in self._split_special(text, allowed & set(self.special_tokens)):
+            for part in split_special(text, allowed & set(self.special_tokens)):
                 if part in allowed and part in self.special_tokens:
                     out.append(self.special_tokens[part])
                 else:
@@ -268,14 +268,6 @@ class BPETokenizer:
             raise ValueError(f"O texto tem um caractere que não existe em UTF-8 ({erro.object[erro.start]!r}, "
                              "um 'surrogate' isolado) e por isso não vira bytes.") from erro
 
-    @staticmethod
-    def _split_special(text: str, specials: set[str]) -> list[str]:
-        """Separa o texto nos tokens especiais dados, mantendo-os como partes próprias."""
-        if not specials:
-            return [text]
-        pattern = "(" + "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True)) + ")"
-        return [part for part in re.split(pattern, text) if part]
-
     def decode(self, ids) -> str:
         """Ids -> texto. Bytes que não formam UTF-8 válido (um caractere cortado ao meio) viram '�'."""
         try:
@@ -284,7 +276,34 @@ class BPETokenizer:
             raise ValueError(f"O id {erro.args[0]} não existe neste vocabulário (0 a {self.n_vocab - 1}).") from None
         return data.decode("utf-8", errors="replace")
 
-    # ---------------------------------------------------------------- os arquivos do GPT-2
+
+# %% 02-tokens/notebook.ipynb · célula 46
+def gpt2_bytes_to_unicode() -> dict[int, str]:
+    """A tabela do GPT-2 que dá a cada um dos 256 bytes um caractere visível.
+
+    Os arquivos `vocab.bpe` e `encoder.json` escrevem os tokens com esses caracteres (o espaço vira 'Ġ', a quebra
+    de linha vira 'Ċ'): os bytes imprimíveis ficam como estão e os outros são levados para 256, 257, ...
+    """
+    visible = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, extra = {}, 0
+    for b in range(256):
+        if b in visible:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+# %% 02-tokens/notebook.ipynb · célula 49
+class BPETokenizer(BPETokenizerSimple):
+    """O tokenizador BPE do curso: o `BPETokenizerSimple` (treino, `encode`, `decode`) e mais três coisas.
+
+    - `BPETokenizer.from_gpt2(vocab_bpe, encoder_json)` carrega as fusões do GPT-2 (ids idênticos aos do tiktoken);
+    - `save`/`load` (e `to_dict`/`from_dict`) guardam as fusões em JSON;
+    - `to_tiktoken()` roda as mesmas fusões no motor rápido do tiktoken.
+    """
+
     @classmethod
     def from_gpt2(cls, vocab_bpe_path, encoder_json_path) -> "BPETokenizer":
         """Carrega as 50.000 fusões e os 50.257 ids do GPT-2 a partir de `vocab.bpe` e `encoder.json`."""
@@ -364,7 +383,7 @@ class BPETokenizer:
                                  special_tokens=dict(self.special_tokens))
 
 
-# %% 02-tokens/notebook.ipynb · célula 59
+# %% 02-tokens/notebook.ipynb · célula 65
 COURSE_VOCAB_SIZE = 8192
 HELD_OUT_BOOKS = ("memorial-de-aires", "reliquias")
 
@@ -394,7 +413,7 @@ def course_tokenizer(vocab_size: int = COURSE_VOCAB_SIZE) -> tiktoken.Encoding:
     return course_bpe(vocab_size).to_tiktoken(f"machado-{vocab_size}")
 
 
-# %% 02-tokens/notebook.ipynb · célula 69
+# %% 02-tokens/notebook.ipynb · célula 75
 class GPTDataset(Dataset):
     """Janelas deslizantes sobre um texto tokenizado: cada exemplo é (entrada, alvo = entrada deslocada de 1)."""
 
@@ -428,7 +447,7 @@ def create_dataloader(txt: str, batch_size: int = 4, max_length: int = 256, stri
                       num_workers=num_workers)
 
 
-# %% 02-tokens/notebook.ipynb · célula 77
+# %% 02-tokens/notebook.ipynb · célula 83
 def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Completa sequências de ids com `pad_id`, à direita, até o tamanho da maior.
 
@@ -445,7 +464,7 @@ def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, to
     return ids, mask
 
 
-# %% 02-tokens/notebook.ipynb · célula 86
+# %% 02-tokens/notebook.ipynb · célula 92
 def cooccurrence_counts(ids: torch.Tensor, vocab_size: int, window: int) -> torch.Tensor:
     """Matriz (vocab_size, vocab_size): quantas vezes j aparece a até `window` posições de i, nos dois sentidos.
 
@@ -469,7 +488,7 @@ def ppmi(counts: torch.Tensor) -> torch.Tensor:
     return torch.where(counts > 0, pmi, torch.zeros_like(pmi)).clamp(min=0)
 
 
-# %% 02-tokens/notebook.ipynb · célula 97
+# %% 02-tokens/notebook.ipynb · célula 103
 def sinusoidal_position_encoding(context_length: int, emb_dim: int, base: float = 10000.0) -> torch.Tensor:
     """Tabela fixa (context_length, emb_dim) de posições senoidais, a do Transformer original.
 
@@ -486,11 +505,11 @@ def sinusoidal_position_encoding(context_length: int, emb_dim: int, base: float 
     return table
 
 
-# %% 02-tokens/notebook.ipynb · célula 103
+# %% 02-tokens/notebook.ipynb · célula 109
 # O que a execução deste capítulo tem de reproduzir (capítulo 00, seção 8); o tempo medido não se compara.
 TOKENS_CHECKS = {
     "capitulo": "02-tokens",
-    "tolerancias": {"tiktoken_vezes_mais_rapido": None},
+    "tolerancias": {"tiktoken_vezes_mais_rapido": None, "tiktoken_vezes_mais_rapido_cache_cheio": None},
     "conclusoes": {"o nosso BPE com os merges do GPT-2 dá os ids do tiktoken": "ids_identicos_ao_tiktoken",
                    "o tokenizador do curso dá os mesmos ids nos dois motores": "tokenizador_do_curso_ids_identicos",
                    "o tiktoken é mais rápido que o nosso BPE em Python": "tiktoken_vezes_mais_rapido > 1",

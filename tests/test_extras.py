@@ -9,10 +9,10 @@ import torch
 
 from llm_do_zero.gpt import GPTModel
 from llm_do_zero.pretreino import generate
-from llm_do_zero.instrucoes import format_input, INSTRUCTION_SETTINGS, PREAMBULO, RESPONSE_HEADER
+from llm_do_zero.instrucoes import format_input, INSTRUCTION_SETTINGS, mcnemar_test, PREAMBULO, RESPONSE_HEADER
 from llm_do_zero.extras import (
     BM25, build_chat_prompt, chat_loop, chat_widget, ChatSession, cohen_kappa, compute_dpo_loss, conversar,
-    generate_with_kv_cache, GPTModelKV, mcnemar_test, sequence_logprob, verdict_logprobs, words_for_search,
+    generate_with_kv_cache, GPTModelKV, sequence_logprob, verdict_logprobs, words_for_search,
 )
 
 CFG = {"vocab_size": 97, "context_length": 16, "emb_dim": 32, "n_heads": 4, "n_layers": 2,

@@ -421,9 +421,11 @@ def test_load_instruction_model_usa_o_checkpoint_e_o_tokenizador(monkeypatch, tm
     torch.manual_seed(0)
     original = GPTModel(mini).eval()
     save_checkpoint(instruction_checkpoint_path("rapido"), original, None, mini,
-                    tokenizer=tokenizer_state(tokenizer))
+                    tokenizer=tokenizer_state(tokenizer), formato_prompt={"preambulo": True})
     modelo, tok, config, fonte = load_instruction_model("rapido", device="cpu")
-    assert fonte == "checkpoint" and config == mini and not modelo.training
+    # o formato do prompt vem do checkpoint (com preâmbulo), não do modo rápido (sem)
+    assert fonte == "checkpoint" and config == {**mini, "preambulo": True} and not modelo.training
+    assert INSTRUCTION_SETTINGS["rapido"]["preambulo"] is False
     texto = "### Instrução: Qual é a capital da Bahia? Salvador, ação, 2024."
     assert tok.encode(texto) == tokenizer.encode(texto) and tok.eot_token == tokenizer.eot_token
     e = {"instrucao": "Some 2 e 3.", "entrada": "", "saida": "5"}
@@ -444,8 +446,32 @@ def test_checkpoint_antigo_sem_tokenizador_e_recusado_e_refeito(monkeypatch, tmp
     assert fonte == "ajuste" and modelo is base and tok is tokenizer
     _, pacote = load_checkpoint(caminho)                                  # refeito, agora com o tokenizador
     assert pacote["tokenizer"]["nome"] == tokenizer.name and pacote["fonte_base"] == "checkpoint"
-    _, tok2, _, fonte2 = load_instruction_model("rapido", device="cpu")
+    assert pacote["formato_prompt"] == {"preambulo": INSTRUCTION_SETTINGS["rapido"]["preambulo"]}
+    _, tok2, config2, fonte2 = load_instruction_model("rapido", device="cpu")
     assert fonte2 == "checkpoint" and tok2.encode("Capitu") == tokenizer.encode("Capitu")
+    assert config2["preambulo"] == INSTRUCTION_SETTINGS["rapido"]["preambulo"]
+
+
+def test_checkpoint_sem_formato_do_prompt_e_recusado(monkeypatch, tmp_path, tokenizer, mini, capsys):
+    monkeypatch.setenv("LLM_ARTEFATOS", str(tmp_path))
+    save_checkpoint(instruction_checkpoint_path("rapido"), GPTModel(mini), None, mini,
+                    tokenizer=tokenizer_state(tokenizer))                 # tem o tokenizador, não o formato
+    base = GPTModel(mini)
+    monkeypatch.setattr(instrucoes, "load_base_model", lambda *a, **k: (base, tokenizer, mini, "checkpoint"))
+    monkeypatch.setattr(instrucoes, "finetune_instructions", lambda *a, **k: {"tempo_s": 0.0})
+    _, _, config, fonte = load_instruction_model("rapido", device="cpu")
+    assert "formato do prompt" in capsys.readouterr().out and fonte == "ajuste" and "preambulo" in config
+
+
+@pytest.mark.parametrize("instrucao", ["", "   ", None])
+def test_format_input_recusa_instrucao_vazia(instrucao):
+    with pytest.raises(ValueError, match="instrução está vazia"):
+        format_input({"instrucao": instrucao, "entrada": "O trem atrasou."}, preambulo=False)
+
+
+def test_dados_do_pacote_sao_a_copia_do_conjunto_do_capitulo():
+    copia = Path(instrucoes.__file__).parent / "dados" / "instrucoes.json"
+    assert copia.read_bytes() == (PASTA_DADOS / "instrucoes.json").read_bytes()
 
 
 # ---------------------------------------------------------------- o texto do notebook confere com os dados

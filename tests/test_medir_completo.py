@@ -160,3 +160,32 @@ artefatos = Path(os.environ["LLM_ARTEFATOS"])
     assert list(temporarias.iterdir()) == []                         # a pasta temporária sumiu
     assert retrato(espelho) == antes
     assert (espelho / "openai-community" / "gpt2" / "model.safetensors").read_bytes() == PESOS_DE_VERDADE
+
+
+def test_agrupar_respeita_a_ordem_e_o_orcamento():
+    segundos = {"a": 100, "b": 200, "c": 300, "d": 900, "e": 50}
+    grupos = medir_completo.agrupar(list(segundos), segundos, orcamento=500, folga=1.0)
+    assert grupos == [["a", "b"], ["c"], ["d"], ["e"]]             # d sozinho não cabe, mas fica num grupo só dele
+    assert [c for g in grupos for c in g] == list(segundos)
+    assert medir_completo.agrupar(["a", "b"], segundos, orcamento=500) == [["a", "b"]]   # 300 <= 0,85 x 500
+
+
+def test_grupos_mostra_os_comandos_sem_rodar_nada(tmp_path):
+    ambiente = {**os.environ, "LLM_DADOS_ESPELHO": str(RAIZ.parent / "shared" / "dados")}
+    saida = subprocess.run([sys.executable, str(RAIZ / "ferramentas" / "medir_completo.py"), "--grupos",
+                            "--aceleracao", "3", "--saida", str(tmp_path)], capture_output=True, text=True,
+                           env=ambiente, timeout=300)
+    assert saida.returncode == 0, saida.stdout + saida.stderr
+    assert "--grupo 1 --aceleracao 3 --orcamento 570" in saida.stdout
+    capitulos = [c.strip() for linha in saida.stdout.splitlines() if linha.strip()[:2].rstrip(".").isdigit()
+                 for c in linha.split(":", 1)[0].split(". ", 1)[1].split(",")]
+    assert capitulos == [c for c in medir_completo.escolher([])]      # todos, cada um uma vez, na ordem
+    assert not any(tmp_path.iterdir())                                # nada gravado
+
+
+def test_grupo_inexistente_e_aceleracao_invalida_sao_erros_de_uso(capsys):
+    for argv, trecho in ((["00", "--grupo", "5"], "--grupo 5 não existe"),
+                         (["--grupos", "--aceleracao", "0"], "--aceleracao precisa ser um número positivo")):
+        with pytest.raises(SystemExit) as saida:
+            medir_completo.main(argv)
+        assert saida.value.code == 2 and trecho in capsys.readouterr().err

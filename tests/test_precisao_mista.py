@@ -88,3 +88,41 @@ def test_laco_de_treino_sem_precisao_mista_nao_chama_o_autocast(monkeypatch, cap
     modelo = GPTModel(MINI)
     treinar_05(modelo)
     capsys.readouterr()
+
+
+def avaliar_05(modelo):
+    lotes = [(torch.randint(0, 8192, (2, 8)), torch.randint(0, 8192, (2, 8)))]
+    assert pretreino.calc_loss_loader(lotes, modelo, "cpu") > 0
+
+
+def avaliar_06(modelo):
+    lotes = [(torch.randint(0, 8191, (2, 8)), torch.tensor([0, 1]))]
+    assert 0 <= finetuning.calc_accuracy_loader(lotes, modelo, "cpu", pad_token_id=8191) <= 1
+
+
+def avaliar_07(modelo):
+    entrada = {"instrucao": "Qual é a capital da Bahia?", "entrada": ""}
+    assert isinstance(instrucoes.generate_response(modelo, entrada, course_tokenizer(), preambulo=False,
+                                                   max_new_tokens=2, device="cpu"), str)
+
+
+AVALIACOES = {"05": (avaliar_05, pretreino), "06": (avaliar_06, finetuning), "07": (avaliar_07, instrucoes)}
+
+
+@pytest.mark.parametrize("capitulo", AVALIACOES)
+@pytest.mark.parametrize("maquina", ESCOLHAS)
+def test_avaliacao_e_geracao_usam_a_precisao_mista_do_treino(monkeypatch, capitulo, maquina):
+    """Na GPU, avaliar e gerar também rodam sob o autocast (em float32 puro, a avaliação do modo completo numa T4
+    custaria mais que o próprio treino); na CPU, nada muda."""
+    avaliar, modulo = AVALIACOES[capitulo]
+    escolha, esperado = ESCOLHAS[maquina]
+    monkeypatch.setattr(modulo, "amp_settings", lambda device: escolha)
+    torch.manual_seed(0)
+    modelo = GPTModel(MINI)
+    if capitulo == "06":
+        modelo = add_classification_head(modelo)
+    modelo.eval()
+    tipos = []
+    modelo.out_head.register_forward_hook(lambda m, entrada, saida: tipos.append(saida.dtype))
+    avaliar(modelo)
+    assert tipos and set(tipos) == {esperado}
