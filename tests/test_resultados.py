@@ -65,6 +65,20 @@ def _textos_medidos(capitulo: str) -> list[tuple[str, str]]:
     return textos
 
 
+def test_textos_da_raiz_nao_tem_numeros_de_resultado_digitados():
+    """Os .md da raiz (README, links…) também: fora das tabelas que as ferramentas geram, nenhum número solto."""
+    soltos = []
+    for arquivo in sorted(RAIZ.glob("*.md")):
+        texto = arquivo.read_text(encoding="utf-8")
+        for inicio, fim in (("<!-- resultados:inicio -->", "<!-- resultados:fim -->"),
+                            ("<!-- tempos:inicio -->", "<!-- tempos:fim -->")):
+            texto = re.sub(re.escape(inicio) + ".*?" + re.escape(fim), "", texto, flags=re.S)
+        for n, linha in enumerate(_fora_das_marcas_e_do_codigo(texto).splitlines(), 1):
+            soltos += [f"{arquivo.name}:{n}: {m.group()!r} em {linha.strip()[:90]!r}"
+                       for m in NUMERO_SOLTO.finditer(linha)]
+    assert not soltos, "números digitados à mão (use <!--r capítulo chave formato-->…<!--/r-->):\n" + "\n".join(soltos)
+
+
 @pytest.mark.parametrize("capitulo", CAPITULOS_MEDIDOS)
 def test_textos_dos_capitulos_medidos_nao_tem_numeros_de_resultado_digitados(capitulo):
     """Nos .md dos capítulos (e no markdown dos notebooks medidos), todo decimal ou porcentagem vem de uma marca."""
